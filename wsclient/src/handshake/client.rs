@@ -1,0 +1,410 @@
+//! The client's side of the opening handshake: the request it writes and
+//! the checks on the response it reads.
+
+use std::fmt::Write as _;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+use super::{HandshakeError, accept_key, header_has_token};
+
+/// Where the request goes: the parts of a `ws://` or `wss://` URL that the
+/// handshake needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The host name or address (IPv6 without brackets).
+    pub host: String,
+    /// The port.
+    pub port: u16,
+    /// True for `wss://`.
+    pub tls: bool,
+    /// The path and query (`/` when the URL has no path).
+    pub resource: String,
+}
+
+/// The URL is not a usable WebSocket URL.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum UrlError {
+    /// The text does not parse as a URL.
+    #[error("invalid URL: {0}")]
+    Parse(#[from] url::ParseError),
+    /// The scheme is not `ws`, `wss` (or `http`/`https`, taken as ws/wss).
+    #[error("unsupported URL scheme {0:?}: use ws:// or wss://")]
+    Scheme(String),
+    /// The URL has no host.
+    #[error("URL has no host")]
+    NoHost,
+    /// The URL has a fragment, which RFC 6455 forbids.
+    #[error("URL has a fragment (#...), which WebSocket URLs may not have")]
+    Fragment,
+}
+
+impl Target {
+    /// The target of a `ws://` or `wss://` URL.
+    ///
+    /// # Errors
+    /// [`UrlError`] for another scheme, a missing host or a fragment.
+    pub fn from_url(url: &url::Url) -> Result<Target, UrlError> {
+        let tls = match url.scheme() {
+            "ws" | "http" => false,
+            "wss" | "https" => true,
+            other => return Err(UrlError::Scheme(other.to_owned())),
+        };
+        if url.fragment().is_some() {
+            return Err(UrlError::Fragment);
+        }
+        let host = match url.host() {
+            Some(url::Host::Domain(d)) => d.to_owned(),
+            Some(url::Host::Ipv4(a)) => a.to_string(),
+            Some(url::Host::Ipv6(a)) => a.to_string(),
+            None => return Err(UrlError::NoHost),
+        };
+        let port = url.port().unwrap_or(if tls { 443 } else { 80 });
+        let mut resource = url.path().to_owned();
+        if resource.is_empty() {
+            resource.push('/');
+        }
+        if let Some(q) = url.query() {
+            resource.push('?');
+            resource.push_str(q);
+        }
+        Ok(Target {
+            host,
+            port,
+            tls,
+            resource,
+        })
+    }
+
+    /// The `Host` header value: the host (IPv6 in brackets), with the port
+    /// when it is not the scheme's default.
+    #[must_use]
+    pub fn host_header(&self) -> String {
+        let mut s = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        let default = if self.tls { 443 } else { 80 };
+        if self.port != default {
+            let _ = write!(s, ":{}", self.port);
+        }
+        s
+    }
+}
+
+/// What the client asks for in its upgrade request.
+#[derive(Debug, Clone, Default)]
+pub struct RequestOptions {
+    /// Extra headers (cookies, tokens, `Origin`, `Authorization`...).
+    pub headers: HeaderMap,
+    /// Subprotocols offered in `Sec-WebSocket-Protocol`, in preference order.
+    pub protocols: Vec<String>,
+    /// The `Sec-WebSocket-Extensions` offer, if any.
+    pub extensions: Option<String>,
+}
+
+/// Headers the handshake itself writes; user values for them are ignored
+/// (`Host` excepted: a user's `Host` replaces the derived one).
+const OWN_HEADERS: [HeaderName; 5] = [
+    header::UPGRADE,
+    header::CONNECTION,
+    header::SEC_WEBSOCKET_KEY,
+    header::SEC_WEBSOCKET_VERSION,
+    header::SEC_WEBSOCKET_EXTENSIONS,
+];
+
+/// Writes the upgrade request for `target` with `key`.
+#[must_use]
+pub fn write_request(target: &Target, key: &str, opts: &RequestOptions) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(b"GET ");
+    out.extend_from_slice(target.resource.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    if !opts.headers.contains_key(header::HOST) {
+        put(&mut out, "Host", target.host_header().as_bytes());
+    }
+    put(&mut out, "Upgrade", b"websocket");
+    put(&mut out, "Connection", b"Upgrade");
+    put(&mut out, "Sec-WebSocket-Key", key.as_bytes());
+    put(&mut out, "Sec-WebSocket-Version", b"13");
+    if !opts.protocols.is_empty() && !opts.headers.contains_key(header::SEC_WEBSOCKET_PROTOCOL) {
+        put(&mut out, "Sec-WebSocket-Protocol", opts.protocols.join(", ").as_bytes());
+    }
+    if let Some(ext) = &opts.extensions {
+        put(&mut out, "Sec-WebSocket-Extensions", ext.as_bytes());
+    }
+    for (name, value) in &opts.headers {
+        if OWN_HEADERS.contains(name) {
+            continue;
+        }
+        put(&mut out, name.as_str(), value.as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+fn put(out: &mut Vec<u8>, name: &str, value: &[u8]) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Parses a header name and value given by the user, refusing CR, LF and
+/// other bytes HTTP does not allow.
+///
+/// # Errors
+/// [`HandshakeError::InvalidHeader`].
+pub fn parse_header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), HandshakeError> {
+    let invalid = || HandshakeError::InvalidHeader {
+        name: name.to_owned(),
+    };
+    let n = HeaderName::try_from(name).map_err(|_| invalid())?;
+    let v = HeaderValue::try_from(value).map_err(|_| invalid())?;
+    Ok((n, v))
+}
+
+/// The most headers a response may carry.
+const MAX_HEADERS: usize = 64;
+
+/// Parses the response head at the start of `buf`.
+///
+/// Returns `Ok(None)` when more bytes are needed, or the response and the
+/// length of its head (bytes after it belong to the WebSocket stream).
+///
+/// # Errors
+/// [`HandshakeError::ResponseTooLarge`] once `buf` passes `max` bytes
+/// without a complete head; [`HandshakeError::Malformed`].
+pub fn parse_response(
+    buf: &[u8],
+    max: usize,
+) -> Result<Option<(http::Response<()>, usize)>, HandshakeError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut headers);
+    let status = match resp.parse(buf) {
+        Ok(s) => s,
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(HandshakeError::ResponseTooLarge { max });
+        }
+        Err(e) => return Err(HandshakeError::Malformed(e)),
+    };
+    let httparse::Status::Complete(len) = status else {
+        if buf.len() > max {
+            return Err(HandshakeError::ResponseTooLarge { max });
+        }
+        return Ok(None);
+    };
+    if len > max {
+        return Err(HandshakeError::ResponseTooLarge { max });
+    }
+    let code = resp.code.unwrap_or(0);
+    let mut builder = http::Response::builder()
+        .status(code)
+        .version(http::Version::HTTP_11);
+    if let Some(map) = builder.headers_mut() {
+        for h in resp.headers.iter() {
+            let name = HeaderName::from_bytes(h.name.as_bytes())
+                .map_err(|_| HandshakeError::Malformed(httparse::Error::HeaderName))?;
+            let value = HeaderValue::from_bytes(h.value)
+                .map_err(|_| HandshakeError::Malformed(httparse::Error::HeaderValue))?;
+            map.append(name, value);
+        }
+    }
+    let response = builder
+        .body(())
+        .map_err(|_| HandshakeError::Malformed(httparse::Error::Status))?;
+    Ok(Some((response, len)))
+}
+
+/// What the server accepted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Accepted {
+    /// The subprotocol the server selected (one of those offered).
+    pub protocol: Option<String>,
+    /// The server's `Sec-WebSocket-Extensions`, if any; the caller checks it
+    /// against its offer.
+    pub extensions: Option<String>,
+}
+
+/// Checks a `101` response against the request: `Upgrade`, `Connection`,
+/// `Sec-WebSocket-Accept`, the subprotocol (must be one offered).
+///
+/// # Errors
+/// The [`HandshakeError`] naming the first check that failed.
+pub fn check_response(
+    resp: &http::Response<()>,
+    key: &str,
+    opts: &RequestOptions,
+) -> Result<Accepted, HandshakeError> {
+    let h = resp.headers();
+    if !h
+        .get(header::UPGRADE)
+        .is_some_and(|v| header_has_token(v, "websocket"))
+    {
+        return Err(HandshakeError::MissingUpgrade);
+    }
+    if !h
+        .get_all(header::CONNECTION)
+        .iter()
+        .any(|v| header_has_token(v, "upgrade"))
+    {
+        return Err(HandshakeError::MissingConnection);
+    }
+    let expected = accept_key(key.as_bytes());
+    if h.get(header::SEC_WEBSOCKET_ACCEPT).map(HeaderValue::as_bytes) != Some(expected.as_bytes())
+    {
+        return Err(HandshakeError::BadAccept);
+    }
+    let protocol = match h.get(header::SEC_WEBSOCKET_PROTOCOL) {
+        None => None,
+        Some(v) => {
+            let p = String::from_utf8_lossy(v.as_bytes()).trim().to_owned();
+            let offered = opts.protocols.iter().any(|o| *o == p)
+                || opts
+                    .headers
+                    .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .flat_map(|v| v.split(','))
+                    .any(|o| o.trim() == p);
+            if !offered {
+                return Err(HandshakeError::UnofferedProtocol(p));
+            }
+            Some(p)
+        }
+    };
+    let extensions: Vec<String> = h
+        .get_all(header::SEC_WEBSOCKET_EXTENSIONS)
+        .iter()
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_owned())
+        .filter(|v| !v.is_empty())
+        .collect();
+    let extensions = (!extensions.is_empty()).then(|| extensions.join(", "));
+    if let Some(ext) = &extensions {
+        if opts.extensions.is_none() {
+            return Err(HandshakeError::UnsupportedExtension(ext.clone()));
+        }
+    }
+    Ok(Accepted {
+        protocol,
+        extensions,
+    })
+}
+
+/// Builds the [`super::Rejected`] error for a non-101 response whose body
+/// start is `body`.
+#[must_use]
+pub fn rejected(resp: http::Response<()>, body: Bytes) -> HandshakeError {
+    let (parts, ()) = resp.into_parts();
+    HandshakeError::Rejected(Box::new(super::Rejected {
+        response: http::Response::from_parts(parts, body),
+    }))
+}
+
+/// How many body bytes of a refusal are kept.
+pub const REJECTED_BODY_MAX: usize = 1024;
+
+/// How many body bytes to read after a refusal's head: `Content-Length`
+/// capped at [`REJECTED_BODY_MAX`], or the cap when the length is unknown.
+#[must_use]
+pub fn rejected_body_len(resp: &http::Response<()>) -> usize {
+    resp.headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .map_or(REJECTED_BODY_MAX, |n| n.min(REJECTED_BODY_MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(url: &str) -> Target {
+        Target::from_url(&url::Url::parse(url).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn host_header_ports() {
+        assert_eq!(target("ws://example.com/").host_header(), "example.com");
+        assert_eq!(target("ws://example.com:8080/").host_header(), "example.com:8080");
+        assert_eq!(target("wss://example.com:443/").host_header(), "example.com");
+        assert_eq!(target("wss://example.com:80/").host_header(), "example.com:80");
+        assert_eq!(target("ws://[::1]:9000/x").host_header(), "[::1]:9000");
+        assert_eq!(target("ws://h/a/b?c=d").resource, "/a/b?c=d");
+        assert_eq!(target("ws://h").resource, "/");
+    }
+
+    #[test]
+    fn url_errors() {
+        let p = |u: &str| Target::from_url(&url::Url::parse(u).unwrap());
+        assert!(matches!(p("ftp://h/"), Err(UrlError::Scheme(_))));
+        assert!(matches!(p("ws://h/#frag"), Err(UrlError::Fragment)));
+    }
+
+    #[test]
+    fn header_crlf_refused() {
+        assert!(parse_header("X-A", "ok").is_ok());
+        assert!(matches!(parse_header("X-A", "bad\r\nInjected: 1"), Err(HandshakeError::InvalidHeader { .. })));
+        assert!(matches!(parse_header("Bad Name", "v"), Err(HandshakeError::InvalidHeader { .. })));
+    }
+
+    #[test]
+    fn request_layout() {
+        let mut opts = RequestOptions::default();
+        opts.protocols = vec!["chat".into(), "superchat".into()];
+        let (n, v) = parse_header("Cookie", "a=b").unwrap();
+        opts.headers.insert(n, v);
+        let req = write_request(&target("ws://h:1234/p"), "KEY", &opts);
+        let text = String::from_utf8(req).unwrap();
+        assert!(text.starts_with("GET /p HTTP/1.1\r\nHost: h:1234\r\n"));
+        assert!(text.contains("Sec-WebSocket-Protocol: chat, superchat\r\n"));
+        assert!(text.contains("cookie: a=b\r\n"));
+        assert!(text.ends_with("\r\n\r\n"));
+    }
+
+    fn response(extra: &str) -> http::Response<()> {
+        let key = "dGhlIHNhbXBsZSBub25jZQ==";
+        let _ = key;
+        let raw = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n{extra}\r\n"
+        );
+        parse_response(raw.as_bytes(), 4096).unwrap().unwrap().0
+    }
+
+    #[test]
+    fn response_checks() {
+        let key = "dGhlIHNhbXBsZSBub25jZQ==";
+        let opts = RequestOptions::default();
+        assert!(check_response(&response(""), key, &opts).is_ok());
+        assert!(matches!(check_response(&response(""), "other", &opts), Err(HandshakeError::BadAccept)));
+        assert!(matches!(
+            check_response(&response("Sec-WebSocket-Protocol: x\r\n"), key, &opts),
+            Err(HandshakeError::UnofferedProtocol(_))
+        ));
+        assert!(matches!(
+            check_response(&response("Sec-WebSocket-Extensions: permessage-deflate\r\n"), key, &opts),
+            Err(HandshakeError::UnsupportedExtension(_))
+        ));
+        let mut with_proto = RequestOptions::default();
+        with_proto.protocols = vec!["x".into()];
+        let ok = check_response(&response("Sec-WebSocket-Protocol: x\r\n"), key, &with_proto).unwrap();
+        assert_eq!(ok.protocol.as_deref(), Some("x"));
+    }
+
+    #[test]
+    fn parse_incremental_and_limits() {
+        let raw = b"HTTP/1.1 101 OK\r\nUpgrade: websocket\r\n\r\nEXTRA";
+        for cut in 0..raw.len() - 5 {
+            assert!(parse_response(&raw[..cut], 1024).unwrap().is_none(), "cut {cut}");
+        }
+        let (_, len) = parse_response(raw, 1024).unwrap().unwrap();
+        assert_eq!(&raw[len..], b"EXTRA");
+        let big = vec![b'a'; 100];
+        assert!(matches!(parse_response(&big, 50), Err(HandshakeError::Malformed(_)) | Err(HandshakeError::ResponseTooLarge { .. })));
+        let mut long = b"HTTP/1.1 101 OK\r\nX: ".to_vec();
+        long.extend(std::iter::repeat_n(b'a', 100));
+        assert!(matches!(parse_response(&long, 50), Err(HandshakeError::ResponseTooLarge { .. })));
+    }
+}

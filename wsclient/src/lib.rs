@@ -1,0 +1,39 @@
+//! # wsclient
+//!
+//! A WebSocket client (RFC 6455, version 13) that is strict, fast and hard
+//! to break, in layers:
+//!
+//! - [`proto`]: the sans-I/O protocol engine (frames, masking, UTF-8,
+//!   fragmentation, close handshake, limits). No sockets, no async.
+//! - [`handshake`]: the HTTP/1.1 upgrade, sans-I/O.
+//! - [`transport`]: TCP (Happy Eyeballs, timeouts) and TLS (rustls).
+//! - [`socket`]: [`WebSocket`], a `Stream` + `Sink` of [`Message`]s.
+//! - [`connect`](mod@connect): [`ConnectOptions`] and [`connect()`].
+//! - [`server`]: the server role, for demo and test servers.
+//! - [`error`]: [`Error`], by phase, with stable numeric codes.
+
+#![deny(missing_docs)]
+#![warn(clippy::pedantic)]
+#![allow(
+    clippy::module_name_repetitions,
+    clippy::missing_errors_doc,
+    clippy::cast_possible_truncation,
+    clippy::must_use_candidate
+)]
+
+pub mod connect;
+pub mod error;
+pub mod handshake;
+pub mod message;
+pub mod proto;
+pub mod server;
+pub mod socket;
+pub mod transport;
+
+pub use connect::{ConnectOptions, connect};
+pub use error::{Error, Phase, Result};
+pub use handshake::Response;
+pub use message::{Message, Utf8Bytes};
+pub use proto::{CloseCode, CloseFrame};
+pub use socket::WebSocket;
+pub use transport::MaybeTlsStream;

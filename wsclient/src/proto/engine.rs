@@ -1,0 +1,596 @@
+//! The sans-I/O connection engine: bytes in, messages out; messages in,
+//! bytes out.
+//!
+//! Owns every rule of RFC 6455 that is not about the opening handshake:
+//! frame validation, masking, fragmentation and reassembly, UTF-8 checks of
+//! text, automatic pongs, the close handshake and the size limits. It has no
+//! socket, no async and no clock: a driver feeds it the bytes it reads,
+//! writes out the bytes it produces, and owns all timers (the engine only
+//! reports its [`State`]).
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use super::close::{CloseCode, CloseFrame};
+use super::error::{ProtocolError, SendError};
+use super::frame::{FrameHeader, MAX_HEADER_LEN, OpCode};
+use super::mask::apply_mask;
+use super::utf8::Utf8Validator;
+use crate::message::{Message, Utf8Bytes};
+
+/// Which end of the connection the engine plays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Masks every frame it sends; refuses masked frames.
+    Client,
+    /// Sends unmasked frames; refuses unmasked ones.
+    Server,
+}
+
+/// Limits and behaviour of an engine. The defaults are safe for a client
+/// talking to a server it does not control.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Config {
+    /// The largest frame payload accepted (default 16 MiB). Larger frames
+    /// fail the connection with 1009.
+    pub max_frame_size: usize,
+    /// The largest message accepted, all fragments together, after
+    /// decompression (default 64 MiB). Larger messages fail with 1009.
+    pub max_message_size: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_frame_size: 16 << 20,
+            max_message_size: 64 << 20,
+        }
+    }
+}
+
+impl Config {
+    /// Sets [`Config::max_frame_size`].
+    #[must_use]
+    pub fn max_frame_size(mut self, n: usize) -> Self {
+        self.max_frame_size = n;
+        self
+    }
+
+    /// Sets [`Config::max_message_size`].
+    #[must_use]
+    pub fn max_message_size(mut self, n: usize) -> Self {
+        self.max_message_size = n;
+        self
+    }
+}
+
+/// Where the connection is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Data flows both ways.
+    Open,
+    /// We sent a close frame and wait for the peer's (the driver should
+    /// time this wait out).
+    CloseSent,
+    /// Close frames went both ways, or the connection failed: nothing more
+    /// is sent or received. The driver flushes the output and closes the
+    /// transport.
+    Closed,
+}
+
+/// A data message being reassembled from fragments.
+#[derive(Debug)]
+struct Fragmented {
+    opcode: OpCode,
+    buf: BytesMut,
+}
+
+/// The frame whose header has been read and whose payload is still coming.
+#[derive(Debug, Clone, Copy)]
+struct Incoming {
+    header: FrameHeader,
+    /// Payload length as `usize` (checked against the limits).
+    len: usize,
+    /// How many payload bytes were already checked as UTF-8 while waiting.
+    checked: usize,
+}
+
+/// The RFC 6455 state machine for one connection.
+#[derive(Debug)]
+pub struct Engine {
+    role: Role,
+    config: Config,
+    state: State,
+    incoming: Option<Incoming>,
+    fragmented: Option<Fragmented>,
+    /// UTF-8 state of the text message being received.
+    utf8: Utf8Validator,
+    /// Opcode of the message being sent in fragments, if any.
+    sending_fragmented: Option<OpCode>,
+    out: BytesMut,
+    close_sent: Option<CloseFrame>,
+    close_received: Option<Option<CloseFrame>>,
+    failure: Option<ProtocolError>,
+}
+
+impl Engine {
+    /// An engine in the [`State::Open`] state (the handshake is done).
+    #[must_use]
+    pub fn new(role: Role, config: Config) -> Self {
+        Engine {
+            role,
+            config,
+            state: State::Open,
+            incoming: None,
+            fragmented: None,
+            utf8: Utf8Validator::new(),
+            sending_fragmented: None,
+            out: BytesMut::new(),
+            close_sent: None,
+            close_received: None,
+            failure: None,
+        }
+    }
+
+    /// The engine's role.
+    #[must_use]
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The engine's configuration.
+    #[must_use]
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The connection's state.
+    #[must_use]
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// The close frame received from the peer: `None` until one arrives,
+    /// `Some(None)` for a close frame without a code.
+    #[must_use]
+    pub fn close_received(&self) -> Option<&Option<CloseFrame>> {
+        self.close_received.as_ref()
+    }
+
+    /// The close frame we sent, if any (for a failure, the one that failed
+    /// the connection).
+    #[must_use]
+    pub fn close_sent(&self) -> Option<&CloseFrame> {
+        self.close_sent.as_ref()
+    }
+
+    /// The protocol error that failed the connection, if one did.
+    #[must_use]
+    pub fn failure(&self) -> Option<&ProtocolError> {
+        self.failure.as_ref()
+    }
+
+    // ----- receiving -------------------------------------------------------
+
+    /// How many more bytes the engine needs before it can make progress:
+    /// a hint for sizing the next read (at least 1 while open).
+    #[must_use]
+    pub fn bytes_wanted(&self, buffered: usize) -> usize {
+        match self.incoming {
+            Some(inc) => inc.len.saturating_sub(buffered).max(1),
+            None => 2usize.saturating_sub(buffered).max(1),
+        }
+    }
+
+    /// Consumes bytes from the front of `buf` and returns the next message,
+    /// or `Ok(None)` when `buf` holds no complete message yet (read more and
+    /// call again). Received pings are answered (the pong is queued in the
+    /// output) and also returned. A close frame is answered and returned as
+    /// [`Message::Close`]; after it, the engine is [`State::Closed`].
+    ///
+    /// Payloads are split off `buf` without a copy: a single-frame message is
+    /// a slice of the read buffer.
+    ///
+    /// # Errors
+    /// A [`ProtocolError`]: the engine has queued a close frame with the
+    /// error's code and is [`State::Closed`]; flush the output and close the
+    /// transport.
+    pub fn receive(&mut self, buf: &mut BytesMut) -> Result<Option<Message>, ProtocolError> {
+        if self.state == State::Closed {
+            // Nothing after a close frame (or a failure) is processed.
+            buf.clear();
+            return Ok(None);
+        }
+        match self.receive_inner(buf) {
+            Ok(m) => Ok(m),
+            Err(e) => {
+                self.fail(e.clone());
+                buf.clear();
+                Err(e)
+            }
+        }
+    }
+
+    fn receive_inner(&mut self, buf: &mut BytesMut) -> Result<Option<Message>, ProtocolError> {
+        loop {
+            let inc = match self.incoming {
+                Some(inc) => inc,
+                None => {
+                    let Some((header, header_len)) = FrameHeader::decode(buf)? else {
+                        return Ok(None);
+                    };
+                    let len = self.check_header(&header)?;
+                    buf.advance(header_len);
+                    let inc = Incoming {
+                        header,
+                        len,
+                        checked: 0,
+                    };
+                    self.incoming = Some(inc);
+                    inc
+                }
+            };
+            if buf.len() < inc.len {
+                self.check_partial_text(buf)?;
+                return Ok(None);
+            }
+            self.incoming = None;
+            let mut payload = buf.split_to(inc.len);
+            if let Some(key) = inc.header.mask {
+                apply_mask(&mut payload, key, 0);
+            }
+            if let Some(msg) = self.on_frame(inc, payload)? {
+                return Ok(Some(msg));
+            }
+        }
+    }
+
+    /// Validates a header against the role, the negotiated extensions, the
+    /// fragmentation state and the limits; returns the payload length.
+    fn check_header(&self, h: &FrameHeader) -> Result<usize, ProtocolError> {
+        if h.rsv1 || h.rsv2 || h.rsv3 {
+            return Err(ProtocolError::ReservedBits);
+        }
+        match (self.role, h.mask.is_some()) {
+            (Role::Client, true) => return Err(ProtocolError::MaskedFrameFromServer),
+            (Role::Server, false) => return Err(ProtocolError::UnmaskedFrameFromClient),
+            _ => {}
+        }
+        let too_large = ProtocolError::FrameTooLarge {
+            size: h.payload_len,
+            max: self.config.max_frame_size,
+        };
+        let len = usize::try_from(h.payload_len).map_err(|_| too_large.clone())?;
+        if h.opcode.is_control() {
+            if !h.fin {
+                return Err(ProtocolError::FragmentedControlFrame);
+            }
+            if len > 125 {
+                return Err(ProtocolError::ControlFrameTooLarge);
+            }
+            return Ok(len);
+        }
+        match (h.opcode, &self.fragmented) {
+            (OpCode::Continuation, None) => return Err(ProtocolError::UnexpectedContinuation),
+            (OpCode::Text | OpCode::Binary, Some(_)) => {
+                return Err(ProtocolError::ExpectedContinuation);
+            }
+            _ => {}
+        }
+        if len > self.config.max_frame_size {
+            return Err(too_large);
+        }
+        let so_far = self.fragmented.as_ref().map_or(0, |f| f.buf.len());
+        if so_far.saturating_add(len) > self.config.max_message_size {
+            return Err(ProtocolError::MessageTooLarge {
+                max: self.config.max_message_size,
+            });
+        }
+        Ok(len)
+    }
+
+    /// True when the frame being received carries (part of) a text message.
+    fn in_text(&self, opcode: OpCode) -> bool {
+        match opcode {
+            OpCode::Text => true,
+            OpCode::Continuation => self
+                .fragmented
+                .as_ref()
+                .is_some_and(|f| f.opcode == OpCode::Text),
+            _ => false,
+        }
+    }
+
+    /// Checks the part of a text frame's payload that has arrived, so
+    /// invalid text fails on its first bad byte, not when the frame ends.
+    fn check_partial_text(&mut self, buf: &BytesMut) -> Result<(), ProtocolError> {
+        let Some(inc) = self.incoming.as_mut() else {
+            return Ok(());
+        };
+        // Masked payloads (server role) are checked when complete.
+        if inc.header.mask.is_some() || buf.len() <= inc.checked {
+            return Ok(());
+        }
+        let opcode = inc.header.opcode;
+        let (from, to) = (inc.checked, buf.len());
+        if !self.in_text(opcode) {
+            return Ok(());
+        }
+        self.utf8
+            .feed(&buf[from..to])
+            .map_err(|_| ProtocolError::InvalidUtf8)?;
+        if let Some(inc) = self.incoming.as_mut() {
+            inc.checked = to;
+        }
+        Ok(())
+    }
+
+    fn on_frame(
+        &mut self,
+        inc: Incoming,
+        payload: BytesMut,
+    ) -> Result<Option<Message>, ProtocolError> {
+        let h = inc.header;
+        match h.opcode {
+            OpCode::Ping => {
+                let payload = payload.freeze();
+                if self.state == State::Open {
+                    self.write_frame(OpCode::Pong, true, &payload);
+                }
+                Ok(Some(Message::Ping(payload)))
+            }
+            OpCode::Pong => Ok(Some(Message::Pong(payload.freeze()))),
+            OpCode::Close => {
+                let frame = CloseFrame::parse(payload.freeze())?;
+                if self.state == State::Open {
+                    // Echo the peer's code (RFC 6455 section 5.5.1).
+                    let echo = frame.as_ref().map(|f| CloseFrame::new(f.code, ""));
+                    self.write_close(echo.as_ref());
+                    self.close_sent = echo;
+                }
+                self.close_received = Some(frame.clone());
+                self.state = State::Closed;
+                Ok(Some(Message::Close(frame)))
+            }
+            OpCode::Text | OpCode::Binary | OpCode::Continuation => {
+                let text = self.in_text(h.opcode);
+                if text {
+                    let rest = &payload[inc.checked.min(payload.len())..];
+                    self.utf8.feed(rest).map_err(|_| ProtocolError::InvalidUtf8)?;
+                }
+                if h.opcode != OpCode::Continuation && h.fin {
+                    // The common case: a whole message in one frame, handed
+                    // out as a slice of the read buffer.
+                    return Ok(Some(self.finish_message(h.opcode, payload)?));
+                }
+                if h.opcode != OpCode::Continuation {
+                    self.fragmented = Some(Fragmented {
+                        opcode: h.opcode,
+                        buf: payload,
+                    });
+                    return Ok(None);
+                }
+                let Some(frag) = self.fragmented.as_mut() else {
+                    return Err(ProtocolError::UnexpectedContinuation);
+                };
+                if frag.buf.is_empty() {
+                    frag.buf = payload;
+                } else {
+                    frag.buf.extend_from_slice(&payload);
+                }
+                if !h.fin {
+                    return Ok(None);
+                }
+                let Some(frag) = self.fragmented.take() else {
+                    return Err(ProtocolError::UnexpectedContinuation);
+                };
+                Ok(Some(self.finish_message(frag.opcode, frag.buf)?))
+            }
+        }
+    }
+
+    fn finish_message(
+        &mut self,
+        opcode: OpCode,
+        payload: BytesMut,
+    ) -> Result<Message, ProtocolError> {
+        if opcode == OpCode::Text {
+            self.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
+            Ok(Message::Text(Utf8Bytes::from_validated(payload.freeze())))
+        } else {
+            Ok(Message::Binary(payload.freeze()))
+        }
+    }
+
+    /// Fails the connection: queue a close frame with the error's code (if
+    /// no close was sent yet) and stop.
+    fn fail(&mut self, e: ProtocolError) {
+        if self.state == State::Open {
+            let frame = CloseFrame::new(e.close_code(), "");
+            self.write_close(Some(&frame));
+            self.close_sent = Some(frame);
+        }
+        self.failure = Some(e);
+        self.state = State::Closed;
+        self.incoming = None;
+        self.fragmented = None;
+    }
+
+    // ----- sending ---------------------------------------------------------
+
+    /// Queues a message (text, binary, ping, pong or close) for sending.
+    ///
+    /// # Errors
+    /// [`SendError::Closed`] after a close frame was sent; the limits of
+    /// control frames and close codes.
+    pub fn send(&mut self, msg: &Message) -> Result<(), SendError> {
+        match msg {
+            Message::Text(t) => self.send_data(OpCode::Text, t.as_bytes()),
+            Message::Binary(b) => self.send_data(OpCode::Binary, b),
+            Message::Ping(b) => self.send_control(OpCode::Ping, b),
+            Message::Pong(b) => self.send_control(OpCode::Pong, b),
+            Message::Close(frame) => self.close(frame.as_ref()),
+        }
+    }
+
+    fn check_open(&self) -> Result<(), SendError> {
+        if self.state == State::Open {
+            Ok(())
+        } else {
+            Err(SendError::Closed)
+        }
+    }
+
+    fn send_data(&mut self, opcode: OpCode, payload: &[u8]) -> Result<(), SendError> {
+        self.check_open()?;
+        if self.sending_fragmented.is_some() {
+            return Err(SendError::FragmentOrder(
+                "a fragmented message is being sent",
+            ));
+        }
+        self.write_frame(opcode, true, payload);
+        Ok(())
+    }
+
+    fn send_control(&mut self, opcode: OpCode, payload: &[u8]) -> Result<(), SendError> {
+        self.check_open()?;
+        if payload.len() > 125 {
+            return Err(SendError::ControlPayloadTooLarge(payload.len()));
+        }
+        self.write_frame(opcode, true, payload);
+        Ok(())
+    }
+
+    /// Queues one fragment of a message: the first with `Text` or `Binary`,
+    /// the rest with `Continuation`; `fin` ends the message. Control frames
+    /// may be sent between fragments.
+    ///
+    /// # Errors
+    /// [`SendError::FragmentOrder`] for fragments out of order,
+    /// [`SendError::Closed`] after close.
+    pub fn send_fragment(
+        &mut self,
+        opcode: OpCode,
+        payload: &[u8],
+        fin: bool,
+    ) -> Result<(), SendError> {
+        self.check_open()?;
+        match (opcode, self.sending_fragmented) {
+            (OpCode::Text | OpCode::Binary, None) => {
+                if !fin {
+                    self.sending_fragmented = Some(opcode);
+                }
+            }
+            (OpCode::Continuation, Some(_)) => {
+                if fin {
+                    self.sending_fragmented = None;
+                }
+            }
+            (OpCode::Continuation, None) => {
+                return Err(SendError::FragmentOrder("continuation without a first fragment"));
+            }
+            (OpCode::Text | OpCode::Binary, Some(_)) => {
+                return Err(SendError::FragmentOrder("previous fragmented message not finished"));
+            }
+            _ => return Err(SendError::FragmentOrder("control frames are not fragments")),
+        }
+        self.write_frame(opcode, fin, payload);
+        Ok(())
+    }
+
+    /// Starts the close handshake: queues a close frame (`None` for one
+    /// without a code). After it no data can be sent; received data is still
+    /// delivered until the peer's close frame arrives.
+    ///
+    /// # Errors
+    /// [`SendError::Closed`] if a close was already sent,
+    /// [`SendError::InvalidCloseCode`] for a code that may not be sent,
+    /// [`SendError::ControlPayloadTooLarge`] for a reason over 123 bytes.
+    pub fn close(&mut self, frame: Option<&CloseFrame>) -> Result<(), SendError> {
+        self.check_open()?;
+        if let Some(f) = frame {
+            if !f.code.is_sendable() {
+                return Err(SendError::InvalidCloseCode(f.code.0));
+            }
+            if f.reason.len() > 123 {
+                return Err(SendError::ControlPayloadTooLarge(f.reason.len() + 2));
+            }
+        }
+        self.write_close(frame);
+        self.close_sent = frame.cloned();
+        self.state = State::CloseSent;
+        Ok(())
+    }
+
+    fn write_close(&mut self, frame: Option<&CloseFrame>) {
+        let mut payload = BytesMut::with_capacity(125);
+        if let Some(f) = frame {
+            f.encode(&mut payload);
+        }
+        self.write_frame(OpCode::Close, true, &payload);
+    }
+
+    fn write_frame(&mut self, opcode: OpCode, fin: bool, payload: &[u8]) {
+        let mask = match self.role {
+            Role::Client => Some(rand::random::<[u8; 4]>()),
+            Role::Server => None,
+        };
+        let header = FrameHeader {
+            fin,
+            rsv1: false,
+            rsv2: false,
+            rsv3: false,
+            opcode,
+            mask,
+            payload_len: payload.len() as u64,
+        };
+        let mut hbuf = [0u8; MAX_HEADER_LEN];
+        let n = header.encode(&mut hbuf);
+        self.out.reserve(n + payload.len());
+        self.out.extend_from_slice(&hbuf[..n]);
+        let start = self.out.len();
+        self.out.extend_from_slice(payload);
+        if let Some(key) = mask {
+            apply_mask(&mut self.out[start..], key, 0);
+        }
+    }
+
+    // ----- output ----------------------------------------------------------
+
+    /// The bytes waiting to be written to the transport.
+    #[must_use]
+    pub fn output(&self) -> &[u8] {
+        &self.out
+    }
+
+    /// Marks `n` bytes of [`Engine::output`] as written.
+    pub fn consume_output(&mut self, n: usize) {
+        self.out.advance(n.min(self.out.len()));
+        if self.out.is_empty() && self.out.capacity() > 64 << 10 {
+            // Give a large buffer back once drained.
+            self.out = BytesMut::new();
+        }
+    }
+
+    /// Takes all waiting output at once.
+    pub fn take_output(&mut self) -> Bytes {
+        self.out.split().freeze()
+    }
+
+    /// True when bytes are waiting to be written.
+    #[must_use]
+    pub fn has_output(&self) -> bool {
+        !self.out.is_empty()
+    }
+
+    /// The close code to report when the transport ended: the peer's code,
+    /// 1005 for a close frame without one, 1006 when no close frame came.
+    #[must_use]
+    pub fn close_code(&self) -> CloseCode {
+        match &self.close_received {
+            Some(Some(f)) => f.code,
+            Some(None) => CloseCode::NO_STATUS,
+            None => CloseCode::ABNORMAL,
+        }
+    }
+}

@@ -1,0 +1,351 @@
+//! [`WebSocket`]: an open connection as a futures [`Stream`] of messages and
+//! [`Sink`] of messages, over any async byte stream.
+//!
+//! Owns the bytes between the transport and the [`Engine`]: the read buffer
+//! (grown to fit what arrives, handed out as `Bytes` slices without a
+//! copy), writing the engine's output, and the close handshake's waiting
+//! (the timeout for the peer's close frame and for the server to end TCP).
+//! Protocol rules are the engine's; connecting is [`crate::connect`]'s.
+//!
+//! Split a socket into read and write halves usable from different tasks
+//! with [`futures_util::StreamExt::split`].
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use futures_core::Stream;
+use futures_sink::Sink;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::Sleep;
+
+use crate::error::{Error, Phase};
+use crate::message::Message;
+use crate::proto::{CloseCode, CloseFrame, Engine, Role, State};
+
+/// The smallest read buffer; it grows when reads fill it.
+const MIN_READ: usize = 4 << 10;
+/// The largest read size hint (frames larger than this still fit: the
+/// buffer is sized to the frame, within `max_frame_size`).
+const MAX_READ: usize = 256 << 10;
+
+/// Socket-level settings.
+#[derive(Debug, Clone)]
+pub struct SocketConfig {
+    /// How long to wait for the peer's close frame after ours, and for the
+    /// server to end the TCP connection after the close handshake (default
+    /// 5 s).
+    pub close_timeout: Duration,
+    /// Bytes of queued output above which `poll_ready` writes before
+    /// accepting more (default 128 KiB).
+    pub write_buffer_size: usize,
+}
+
+impl Default for SocketConfig {
+    fn default() -> Self {
+        SocketConfig {
+            close_timeout: Duration::from_secs(5),
+            write_buffer_size: 128 << 10,
+        }
+    }
+}
+
+/// An open WebSocket connection over the byte stream `S`.
+///
+/// Read messages with [`futures_util::StreamExt::next`] (or
+/// [`WebSocket::recv`]); send with [`futures_util::SinkExt::send`] (or
+/// [`WebSocket::send`]). Pings are answered automatically and also yielded.
+/// After a close frame is received the stream yields it as
+/// [`Message::Close`] and then ends.
+#[derive(Debug)]
+pub struct WebSocket<S> {
+    io: S,
+    engine: Engine,
+    config: SocketConfig,
+    read_buf: BytesMut,
+    read_hint: usize,
+    /// The close timer (waiting for the peer's close frame, or for EOF).
+    close_timer: Option<Pin<Box<Sleep>>>,
+    /// The stream has ended (`None` was or will be returned).
+    done: bool,
+    /// The transport reached EOF.
+    eof: bool,
+}
+
+impl<S> WebSocket<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    /// Wraps a stream on which the opening handshake is done. `leftover`
+    /// holds bytes read past the handshake (they are the first frames).
+    pub fn from_parts(io: S, engine: Engine, config: SocketConfig, leftover: BytesMut) -> Self {
+        WebSocket {
+            io,
+            engine,
+            config,
+            read_buf: leftover,
+            read_hint: MIN_READ,
+            close_timer: None,
+            done: false,
+            eof: false,
+        }
+    }
+
+    /// The protocol engine (state, close frames).
+    #[must_use]
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The underlying stream.
+    #[must_use]
+    pub fn get_ref(&self) -> &S {
+        &self.io
+    }
+
+    /// The underlying stream, mutably (writing to it directly corrupts the
+    /// WebSocket stream).
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.io
+    }
+
+    /// The close frame the peer sent, once it arrived.
+    #[must_use]
+    pub fn peer_close(&self) -> Option<&CloseFrame> {
+        self.engine.close_received().and_then(Option::as_ref)
+    }
+
+    /// The close code the connection ended with: the peer's, 1005 for a
+    /// close frame without one, 1006 if it ended without a close frame.
+    #[must_use]
+    pub fn close_code(&self) -> CloseCode {
+        self.engine.close_code()
+    }
+
+    /// Sends a message and flushes it.
+    ///
+    /// # Errors
+    /// [`Error::Send`] after close; transport errors.
+    pub async fn send(&mut self, msg: impl Into<Message>) -> Result<(), Error> {
+        futures_util::SinkExt::send(self, msg.into()).await
+    }
+
+    /// The next message, `None` once the connection is closed.
+    pub async fn recv(&mut self) -> Option<Result<Message, Error>> {
+        futures_util::StreamExt::next(self).await
+    }
+
+    /// Runs the close handshake: sends a close frame with `code` and
+    /// `reason` (unless one was sent), then reads until the peer's close
+    /// frame and the end of the connection, within the close timeout.
+    /// Messages that arrive meanwhile are discarded.
+    ///
+    /// # Errors
+    /// An invalid code or reason ([`Error::Send`]), transport errors, or a
+    /// [`Error::Timeout`] if the peer does not answer.
+    pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        if self.engine.state() == State::Open {
+            let frame = CloseFrame::new(code, reason);
+            self.engine.close(Some(&frame))?;
+        }
+        std::future::poll_fn(|cx| self.poll_write_out(cx)).await?;
+        while let Some(r) = self.recv().await {
+            r?;
+        }
+        Ok(())
+    }
+
+    /// Writes as much of the engine's output as the transport takes.
+    fn poll_write_out(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        while self.engine.has_output() {
+            let n = ready!(Pin::new(&mut self.io).poll_write(cx, self.engine.output()))?;
+            if n == 0 {
+                return Poll::Ready(Err(Error::Io(std::io::ErrorKind::WriteZero.into())));
+            }
+            self.engine.consume_output(n);
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn start_close_timer(&mut self) {
+        if self.close_timer.is_none() {
+            self.close_timer = Some(Box::pin(tokio::time::sleep(self.config.close_timeout)));
+        }
+    }
+
+    fn close_timer_fired(&mut self, cx: &mut Context<'_>) -> bool {
+        self.close_timer
+            .as_mut()
+            .is_some_and(|t| t.as_mut().poll(cx).is_ready())
+    }
+
+    /// After the close handshake: wait (bounded) for the server to end TCP,
+    /// then shut our side down.
+    fn poll_finish(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
+        if self.engine.role() == Role::Client && !self.eof {
+            self.start_close_timer();
+            loop {
+                self.read_buf.clear();
+                self.read_buf.reserve(MIN_READ);
+                match tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.read_buf)
+                {
+                    Poll::Ready(Ok(0) | Err(_)) => {
+                        self.eof = true;
+                        break;
+                    }
+                    Poll::Ready(Ok(_)) => {}
+                    Poll::Pending => {
+                        if self.close_timer_fired(cx) {
+                            break;
+                        }
+                        return Poll::Pending;
+                    }
+                }
+            }
+        }
+        // Errors while shutting down a finished connection do not matter.
+        let _ = ready!(Pin::new(&mut self.io).poll_shutdown(cx));
+        self.done = true;
+        self.read_buf = BytesMut::new();
+        Poll::Ready(None)
+    }
+
+    /// Reads more bytes into the read buffer.
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<Result<usize, std::io::Error>> {
+        let want = self
+            .engine
+            .bytes_wanted(self.read_buf.len())
+            .max(self.read_hint);
+        if self.read_buf.capacity() - self.read_buf.len() < want.min(MAX_READ).max(MIN_READ) {
+            self.read_buf.reserve(want);
+        }
+        let spare = self.read_buf.capacity() - self.read_buf.len();
+        let n = ready!(tokio_util::io::poll_read_buf(
+            Pin::new(&mut self.io),
+            cx,
+            &mut self.read_buf
+        ))?;
+        if n == spare && self.read_hint < MAX_READ {
+            self.read_hint *= 2;
+        }
+        Poll::Ready(Ok(n))
+    }
+}
+
+impl<S> Stream for WebSocket<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    type Item = Result<Message, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        loop {
+            if this.done {
+                return Poll::Ready(None);
+            }
+            // Pongs and close replies go out as soon as possible.
+            if this.engine.has_output() {
+                match this.poll_write_out(cx) {
+                    Poll::Ready(Err(e)) => {
+                        if this.engine.state() == State::Closed {
+                            this.done = true;
+                            return Poll::Ready(None);
+                        }
+                        this.done = true;
+                        return Poll::Ready(Some(Err(e)));
+                    }
+                    Poll::Ready(Ok(())) | Poll::Pending => {}
+                }
+            }
+            match this.engine.state() {
+                State::Closed => {
+                    if this.engine.has_output() {
+                        // Still writing the close frame.
+                        return Poll::Pending;
+                    }
+                    return this.poll_finish(cx);
+                }
+                State::CloseSent => {
+                    this.start_close_timer();
+                    if this.close_timer_fired(cx) {
+                        this.done = true;
+                        return Poll::Ready(Some(Err(Error::Timeout {
+                            phase: Phase::Close,
+                            after: this.config.close_timeout,
+                        })));
+                    }
+                }
+                State::Open => {}
+            }
+            match this.engine.receive(&mut this.read_buf) {
+                Ok(Some(msg)) => return Poll::Ready(Some(Ok(msg))),
+                Ok(None) => {}
+                Err(e) => {
+                    // The engine queued a close frame; try to send it now,
+                    // the next poll finishes the close.
+                    let _ = this.poll_write_out(cx);
+                    return Poll::Ready(Some(Err(Error::Protocol(e))));
+                }
+            }
+            match ready!(this.poll_fill(cx)) {
+                Ok(0) => {
+                    this.eof = true;
+                    this.done = true;
+                    return Poll::Ready(Some(Err(Error::AbnormalClosure)));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    this.done = true;
+                    return Poll::Ready(Some(Err(Error::Io(e))));
+                }
+            }
+        }
+    }
+}
+
+impl<S> Sink<Message> for WebSocket<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    type Error = Error;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let this = self.get_mut();
+        if this.engine.output().len() >= this.config.write_buffer_size {
+            ready!(this.poll_write_out(cx))?;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), Error> {
+        let this = self.get_mut();
+        if this.done {
+            return Err(Error::Closed);
+        }
+        this.engine.send(&item)?;
+        Ok(())
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let this = self.get_mut();
+        ready!(this.poll_write_out(cx))?;
+        ready!(Pin::new(&mut this.io).poll_flush(cx))?;
+        Poll::Ready(Ok(()))
+    }
+
+    /// Sends a normal close frame (unless one was sent) and flushes. The
+    /// peer's reply arrives on the stream side, which then ends.
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let this = self.get_mut();
+        if this.engine.state() == State::Open {
+            this.engine
+                .close(Some(&CloseFrame::new(CloseCode::NORMAL, "")))?;
+        }
+        ready!(this.poll_write_out(cx))?;
+        ready!(Pin::new(&mut this.io).poll_flush(cx))?;
+        Poll::Ready(Ok(()))
+    }
+}

@@ -1,0 +1,201 @@
+//! TCP connection setup: resolve, then race the addresses Happy Eyeballs
+//! style (RFC 8305), each attempt bounded by the connect timeout.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use futures_util::stream::FuturesUnordered;
+use tokio::net::{TcpSocket, TcpStream};
+
+use crate::error::{Error, Phase};
+
+/// How long to wait for one address before also trying the next (RFC 8305
+/// recommends 250 ms).
+pub const ATTEMPT_DELAY: Duration = Duration::from_millis(250);
+
+/// TCP options.
+#[derive(Debug, Clone)]
+pub struct TcpOptions {
+    /// Limit on the DNS lookup (default 10 s).
+    pub dns_timeout: Duration,
+    /// Limit on the whole TCP connect, all addresses together (default 10 s).
+    pub connect_timeout: Duration,
+    /// The local address to bind before connecting (Workerman's `bindto`);
+    /// only addresses of its family are tried.
+    pub local_addr: Option<IpAddr>,
+    /// Set `TCP_NODELAY` (default true).
+    pub nodelay: bool,
+}
+
+impl Default for TcpOptions {
+    fn default() -> Self {
+        TcpOptions {
+            dns_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(10),
+            local_addr: None,
+            nodelay: true,
+        }
+    }
+}
+
+/// Resolves `host` and returns its addresses ordered for Happy Eyeballs:
+/// families alternating, starting with the resolver's first.
+///
+/// # Errors
+/// [`Error::Dns`] or a DNS [`Error::Timeout`].
+pub async fn resolve(host: &str, port: u16, opts: &TcpOptions) -> Result<Vec<SocketAddr>, Error> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    let lookup = tokio::net::lookup_host((host, port));
+    let addrs: Vec<SocketAddr> = tokio::time::timeout(opts.dns_timeout, lookup)
+        .await
+        .map_err(|_| Error::Timeout {
+            phase: Phase::Dns,
+            after: opts.dns_timeout,
+        })?
+        .map_err(|source| Error::Dns {
+            host: host.to_owned(),
+            source,
+        })?
+        .collect();
+    if addrs.is_empty() {
+        return Err(Error::Dns {
+            host: host.to_owned(),
+            source: io::Error::new(io::ErrorKind::NotFound, "no addresses"),
+        });
+    }
+    Ok(interleave(addrs))
+}
+
+/// Alternates address families, keeping the first family first.
+#[must_use]
+pub fn interleave(addrs: Vec<SocketAddr>) -> Vec<SocketAddr> {
+    let Some(first) = addrs.first().copied() else {
+        return addrs;
+    };
+    let (mut a, mut b): (Vec<_>, Vec<_>) = addrs
+        .into_iter()
+        .partition(|x| x.is_ipv6() == first.is_ipv6());
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    a.reverse();
+    b.reverse();
+    loop {
+        match (a.pop(), b.pop()) {
+            (None, None) => break,
+            (x, y) => out.extend(x.into_iter().chain(y)),
+        }
+    }
+    out
+}
+
+/// Connects to `host:port`: every resolved address is tried, a new attempt
+/// starting every [`ATTEMPT_DELAY`] or as soon as the previous one fails;
+/// the first to connect wins and the others are dropped.
+///
+/// # Errors
+/// [`Error::Dns`], [`Error::Connect`] (with the last address's error) or a
+/// [`Error::Timeout`].
+pub async fn connect(host: &str, port: u16, opts: &TcpOptions) -> Result<TcpStream, Error> {
+    let mut addrs = resolve(host, port, opts).await?;
+    if let Some(local) = opts.local_addr {
+        addrs.retain(|a| a.is_ipv6() == local.is_ipv6());
+    }
+    let race = race(addrs, opts);
+    let stream = tokio::time::timeout(opts.connect_timeout, race)
+        .await
+        .map_err(|_| Error::Timeout {
+            phase: Phase::Tcp,
+            after: opts.connect_timeout,
+        })?
+        .map_err(|source| Error::Connect {
+            host: host.to_owned(),
+            port,
+            source,
+        })?;
+    stream.set_nodelay(opts.nodelay)?;
+    Ok(stream)
+}
+
+async fn attempt(addr: SocketAddr, local: Option<IpAddr>) -> io::Result<TcpStream> {
+    let socket = if addr.is_ipv6() {
+        TcpSocket::new_v6()?
+    } else {
+        TcpSocket::new_v4()?
+    };
+    if let Some(ip) = local {
+        socket.bind(SocketAddr::new(ip, 0))?;
+    }
+    socket.connect(addr).await
+}
+
+async fn race(addrs: Vec<SocketAddr>, opts: &TcpOptions) -> io::Result<TcpStream> {
+    let mut pending = addrs.into_iter();
+    let mut running = FuturesUnordered::new();
+    let mut last_err = io::Error::new(io::ErrorKind::NotFound, "no address to connect to");
+    if let Some(a) = pending.next() {
+        running.push(attempt(a, opts.local_addr));
+    }
+    while !running.is_empty() {
+        let next_start = tokio::time::sleep(ATTEMPT_DELAY);
+        tokio::select! {
+            res = running.next() => match res {
+                Some(Ok(s)) => return Ok(s),
+                Some(Err(e)) => {
+                    last_err = e;
+                    if let Some(a) = pending.next() {
+                        running.push(attempt(a, opts.local_addr));
+                    }
+                }
+                None => {}
+            },
+            () = next_start => {
+                if let Some(a) = pending.next() {
+                    running.push(attempt(a, opts.local_addr));
+                }
+            }
+        }
+    }
+    Err(last_err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interleaves_families() {
+        let v6 = |p| SocketAddr::new("::1".parse().unwrap(), p);
+        let v4 = |p| SocketAddr::new("127.0.0.1".parse().unwrap(), p);
+        let out = interleave(vec![v6(1), v6(2), v4(3), v4(4), v4(5)]);
+        assert_eq!(out, vec![v6(1), v4(3), v6(2), v4(4), v4(5)]);
+    }
+
+    #[tokio::test]
+    async fn refused_is_a_connect_error() {
+        // Bind then drop a listener to find a port nobody listens on.
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        drop(l);
+        let err = connect("127.0.0.1", port, &TcpOptions::default()).await.unwrap_err();
+        assert!(matches!(err, Error::Connect { .. }), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn falls_back_to_the_address_that_works() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let dead = std::net::TcpListener::bind("127.0.0.2:0").unwrap();
+        let dead_addr = dead.local_addr().unwrap();
+        drop(dead);
+        let s = race(
+            vec![dead_addr, SocketAddr::new("127.0.0.1".parse().unwrap(), port)],
+            &TcpOptions::default(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(s.peer_addr().unwrap().port(), port);
+    }
+}

@@ -1,0 +1,270 @@
+//! TLS for `wss://`, with rustls.
+//!
+//! Verification is on by default, against the Mozilla roots compiled in
+//! (feature `webpki-roots`, default) and/or the platform's store (feature
+//! `native-roots`), plus any CA files the user adds. SNI is sent for host
+//! names, ALPN offers `http/1.1`. Turning verification off is possible only
+//! through the loudly named [`TlsOptions::danger_accept_invalid_certs`].
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls::{
+    self, ClientConfig, RootCertStore,
+    client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
+    pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime},
+};
+
+/// TLS settings for `wss://` connections.
+#[derive(Clone, Default)]
+pub struct TlsOptions {
+    /// Extra trusted CA certificates (PEM files), added to the default roots.
+    pub ca_files: Vec<PathBuf>,
+    /// A client certificate chain and its private key (PEM files), for
+    /// mutual TLS.
+    pub client_cert: Option<(PathBuf, PathBuf)>,
+    /// **Testing only**: accept any server certificate. Anyone on the path
+    /// can then read and change the traffic.
+    pub danger_accept_invalid_certs: bool,
+    /// A complete rustls configuration, used as is (the other fields are
+    /// then ignored).
+    pub config: Option<Arc<ClientConfig>>,
+}
+
+impl fmt::Debug for TlsOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsOptions")
+            .field("ca_files", &self.ca_files)
+            .field("client_cert", &self.client_cert)
+            .field("danger_accept_invalid_certs", &self.danger_accept_invalid_certs)
+            .field("config", &self.config.as_ref().map(|_| "custom"))
+            .finish()
+    }
+}
+
+/// What went wrong setting up or running TLS.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsError {
+    /// A CA or certificate file could not be read.
+    #[error("cannot read {path}: {source}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+    /// A PEM file held no usable certificate or key.
+    #[error("{path}: no usable PEM {what} found")]
+    Pem {
+        /// The file.
+        path: PathBuf,
+        /// "certificate" or "private key".
+        what: &'static str,
+    },
+    /// The rustls configuration was refused (bad client key, no roots...).
+    #[error("invalid TLS configuration: {0}")]
+    Config(rustls::Error),
+    /// The host is not a valid TLS server name.
+    #[error("{0:?} is not a valid TLS server name")]
+    ServerName(String),
+    /// The server's certificate has expired (or is not yet valid).
+    #[error("the server's certificate has expired or is not yet valid")]
+    CertificateExpired,
+    /// The server's certificate is not valid for the host name.
+    #[error("the server's certificate is not valid for this host name")]
+    CertificateWrongHost,
+    /// The server's certificate was issued by an unknown authority (add
+    /// its CA with a CA file).
+    #[error("the server's certificate is signed by an unknown issuer (add its CA file)")]
+    UnknownIssuer,
+    /// Another certificate problem.
+    #[error("invalid server certificate: {0}")]
+    Certificate(rustls::Error),
+    /// The TLS handshake or stream failed.
+    #[error("TLS handshake failed: {0}")]
+    Handshake(io::Error),
+}
+
+impl TlsError {
+    fn from_handshake(e: io::Error) -> TlsError {
+        let Some(inner) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) else {
+            return TlsError::Handshake(e);
+        };
+        match inner {
+            rustls::Error::InvalidCertificate(c) => match c {
+                rustls::CertificateError::Expired
+                | rustls::CertificateError::ExpiredContext { .. }
+                | rustls::CertificateError::NotValidYet
+                | rustls::CertificateError::NotValidYetContext { .. } => {
+                    TlsError::CertificateExpired
+                }
+                rustls::CertificateError::NotValidForName
+                | rustls::CertificateError::NotValidForNameContext { .. } => {
+                    TlsError::CertificateWrongHost
+                }
+                rustls::CertificateError::UnknownIssuer => TlsError::UnknownIssuer,
+                _ => TlsError::Certificate(inner.clone()),
+            },
+            _ => TlsError::Handshake(e),
+        }
+    }
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let data = std::fs::read(path).map_err(|source| TlsError::File {
+        path: path.to_owned(),
+        source,
+    })?;
+    let certs: Vec<_> = rustls_pemfile::certs(&mut data.as_slice())
+        .filter_map(Result::ok)
+        .collect();
+    if certs.is_empty() {
+        return Err(TlsError::Pem {
+            path: path.to_owned(),
+            what: "certificate",
+        });
+    }
+    Ok(certs)
+}
+
+fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    let data = std::fs::read(path).map_err(|source| TlsError::File {
+        path: path.to_owned(),
+        source,
+    })?;
+    rustls_pemfile::private_key(&mut data.as_slice())
+        .ok()
+        .flatten()
+        .ok_or_else(|| TlsError::Pem {
+            path: path.to_owned(),
+            what: "private key",
+        })
+}
+
+/// The root store: compiled-in and/or platform roots, plus CA files.
+fn roots(opts: &TlsOptions) -> Result<RootCertStore, TlsError> {
+    let mut store = RootCertStore::empty();
+    #[cfg(feature = "webpki-roots")]
+    store.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    #[cfg(feature = "native-roots")]
+    {
+        let found = rustls_native_certs::load_native_certs();
+        for cert in found.certs {
+            // A platform certificate rustls cannot parse is skipped, as the
+            // platform's own tools do.
+            let _ = store.add(cert);
+        }
+    }
+    for path in &opts.ca_files {
+        for cert in read_certs(path)? {
+            store.add(cert).map_err(TlsError::Config)?;
+        }
+    }
+    Ok(store)
+}
+
+/// Builds the rustls client configuration for `opts`.
+///
+/// # Errors
+/// [`TlsError`] for unreadable files or a refused configuration.
+pub fn client_config(opts: &TlsOptions) -> Result<Arc<ClientConfig>, TlsError> {
+    if let Some(c) = &opts.config {
+        return Ok(c.clone());
+    }
+    let builder = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(TlsError::Config)?;
+    let builder = if opts.danger_accept_invalid_certs {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyCert(provider())))
+    } else {
+        builder.with_root_certificates(roots(opts)?)
+    };
+    let mut config = match &opts.client_cert {
+        Some((cert, key)) => builder
+            .with_client_auth_cert(read_certs(cert)?, read_key(key)?)
+            .map_err(TlsError::Config)?,
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// Runs the TLS handshake over `tcp` for `host` (SNI for names; IP
+/// addresses are verified against the certificate's IP entries).
+///
+/// # Errors
+/// [`TlsError`], with certificate problems told apart.
+pub async fn connect(
+    tcp: TcpStream,
+    host: &str,
+    config: Arc<ClientConfig>,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, TlsError> {
+    let name = ServerName::try_from(host.to_owned())
+        .map_err(|_| TlsError::ServerName(host.to_owned()))?;
+    TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .map_err(TlsError::from_handshake)
+}
+
+/// The verifier behind [`TlsOptions::danger_accept_invalid_certs`]: accepts
+/// any certificate, still checks handshake signatures.
+#[derive(Debug)]
+struct AcceptAnyCert(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for AcceptAnyCert {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
