@@ -93,6 +93,7 @@ function parseArgs(argv) {
     host: '127.0.0.1',
     tlsCert: null,
     tlsKey: null,
+    tlsClientCa: null,
     compression: false,
     subprotocols: [],
     maxSize: 64 * 1024 * 1024,
@@ -108,6 +109,7 @@ function parseArgs(argv) {
       case '--host': a.host = next(); break;
       case '--tls-cert': a.tlsCert = next(); break;
       case '--tls-key': a.tlsKey = next(); break;
+      case '--tls-client-ca': a.tlsClientCa = next(); break;
       case '--compression': a.compression = true; break;
       case '--subprotocols': a.subprotocols = next().split(',').filter((s) => s); break;
       case '--max-size': a.maxSize = parseInt(next(), 10); break;
@@ -117,12 +119,13 @@ function parseArgs(argv) {
     }
   }
   if (!!a.tlsCert !== !!a.tlsKey) usage('--tls-cert and --tls-key go together');
+  if (a.tlsClientCa && !a.tlsCert) usage('--tls-client-ca needs --tls-cert and --tls-key');
   return a;
 }
 
 function usage(err) {
   const text =
-    'usage: node_server.js [--port N] [--host H] [--tls-cert F --tls-key F] ' +
+    'usage: node_server.js [--port N] [--host H] [--tls-cert F --tls-key F] [--tls-client-ca F] ' +
     '[--compression] [--subprotocols a,b] [--max-size BYTES]\n';
   if (err) {
     process.stderr.write(`node_server.js: ${err}\n${text}`);
@@ -190,6 +193,9 @@ const server = args.tlsCert
       cert: fs.readFileSync(args.tlsCert),
       key: fs.readFileSync(args.tlsKey),
       ALPNProtocols: ['http/1.1'],
+      ...(args.tlsClientCa
+        ? { ca: fs.readFileSync(args.tlsClientCa), requestCert: true, rejectUnauthorized: true }
+        : {}),
     })
   : http.createServer();
 

@@ -299,6 +299,7 @@ async def main() -> int:
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--tls-cert")
     ap.add_argument("--tls-key")
+    ap.add_argument("--tls-client-ca", help="require client certificates signed by this CA (PEM)")
     ap.add_argument("--compression", action="store_true")
     ap.add_argument("--subprotocols", default="")
     ap.add_argument("--max-size", type=int, default=64 * 1024 * 1024)
@@ -311,6 +312,11 @@ async def main() -> int:
         ssl_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ssl_ctx.load_cert_chain(args.tls_cert, args.tls_key)
         ssl_ctx.set_alpn_protocols(["http/1.1"])
+        if args.tls_client_ca:
+            ssl_ctx.load_verify_locations(cafile=args.tls_client_ca)
+            ssl_ctx.verify_mode = ssl.CERT_REQUIRED
+    elif args.tls_client_ca:
+        ap.error("--tls-client-ca needs --tls-cert and --tls-key")
 
     supported = [s for s in args.subprotocols.split(",") if s]
 
