@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::handshake::HandshakeError;
 use crate::handshake::client::UrlError;
 use crate::proto::{CloseCode, ProtocolError, SendError};
+use crate::transport::proxy::ProxyError;
 use crate::transport::tls::TlsError;
 
 /// The phase of a connection an error or timeout belongs to.
@@ -78,6 +79,9 @@ pub enum Error {
         /// The configured timeout.
         after: Duration,
     },
+    /// The proxy could not be used or refused the tunnel.
+    #[error("proxy: {0}")]
+    Proxy(#[from] ProxyError),
     /// TLS setup or handshake failed.
     #[error("TLS: {0}")]
     Tls(#[from] TlsError),
@@ -101,6 +105,13 @@ pub enum Error {
     /// The connection is already closed.
     #[error("the connection is closed")]
     Closed,
+    /// No frame arrived within the pong timeout after a ping: the peer or
+    /// the path is dead (a half-open TCP connection); closed as 1006.
+    #[error("no pong within {after:?} of a ping: connection presumed dead")]
+    PongTimeout {
+        /// The pong timeout.
+        after: Duration,
+    },
 }
 
 impl Error {
@@ -112,13 +123,15 @@ impl Error {
             Error::Dns { .. } => Some(Phase::Dns),
             Error::Connect { .. } => Some(Phase::Tcp),
             Error::Timeout { phase, .. } => Some(*phase),
+            Error::Proxy(_) => Some(Phase::Proxy),
             Error::Tls(_) => Some(Phase::Tls),
             Error::Handshake(_) => Some(Phase::Upgrade),
             Error::Protocol(_)
             | Error::Send(_)
             | Error::Io(_)
             | Error::AbnormalClosure
-            | Error::Closed => Some(Phase::Open),
+            | Error::Closed
+            | Error::PongTimeout { .. } => Some(Phase::Open),
         }
     }
 
@@ -140,6 +153,7 @@ impl Error {
     /// | 11 | I/O error on an open connection |
     /// | 12 | connection lost without a close frame |
     /// | 13 | connection already closed |
+    /// | 14 | no pong: peer presumed dead |
     #[must_use]
     pub fn code(&self) -> u16 {
         match self {
@@ -148,6 +162,7 @@ impl Error {
             Error::Connect { .. } => 3,
             Error::Timeout { .. } => 4,
             Error::Tls(_) => 5,
+            Error::Proxy(_) => 6,
             Error::Handshake(HandshakeError::Rejected(_)) => 7,
             Error::Handshake(_) => 8,
             Error::Protocol(_) => 9,
@@ -155,6 +170,7 @@ impl Error {
             Error::Io(_) => 11,
             Error::AbnormalClosure => 12,
             Error::Closed => 13,
+            Error::PongTimeout { .. } => 14,
         }
     }
 
@@ -164,17 +180,21 @@ impl Error {
     pub fn close_code(&self) -> Option<CloseCode> {
         match self {
             Error::Protocol(e) => Some(e.close_code()),
-            Error::Io(_) | Error::AbnormalClosure => Some(CloseCode::ABNORMAL),
+            Error::Io(_) | Error::AbnormalClosure | Error::PongTimeout { .. } => {
+                Some(CloseCode::ABNORMAL)
+            }
             _ => None,
         }
     }
 
     /// The server's refusal (status, headers, body start), for a non-101
-    /// answer to the upgrade.
+    /// answer to the upgrade (a redirect not followed included).
     #[must_use]
     pub fn rejected(&self) -> Option<&crate::handshake::Rejected> {
         match self {
-            Error::Handshake(HandshakeError::Rejected(r)) => Some(r),
+            Error::Handshake(
+                HandshakeError::Rejected(r) | HandshakeError::InsecureRedirect { response: r, .. },
+            ) => Some(r),
             _ => None,
         }
     }

@@ -10,6 +10,8 @@
 //! - [`socket`]: [`WebSocket`], a `Stream` + `Sink` of [`Message`]s.
 //! - [`connect`](mod@connect): [`ConnectOptions`] and [`connect()`].
 //! - [`server`]: the server role, for demo and test servers.
+//! - [`events`]: the seed's event-driven [`Client`] (callbacks,
+//!   heartbeat, reconnect, send queue) and the host loop [`run_all`].
 //! - [`error`]: [`Error`], by phase, with stable numeric codes.
 
 #![deny(missing_docs)]
@@ -23,6 +25,7 @@
 
 pub mod connect;
 pub mod error;
+pub mod events;
 pub mod handshake;
 pub mod message;
 pub mod proto;
@@ -32,6 +35,9 @@ pub mod transport;
 
 pub use connect::{ConnectOptions, connect};
 pub use error::{Error, Phase, Result};
+pub use events::{
+    Client, Conn, Handler, ReconnectPolicy, SendType, live_connections, run_all, shutdown,
+};
 pub use handshake::Response;
 pub use message::{Message, Utf8Bytes};
 pub use proto::{CloseCode, CloseFrame};

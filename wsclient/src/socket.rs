@@ -157,6 +157,44 @@ where
         Ok(())
     }
 
+    /// Encodes a message into the write buffer without writing it; a
+    /// driver that polls several things at once pairs it with
+    /// [`WebSocket::poll_write_buffered`].
+    ///
+    /// # Errors
+    /// [`Error::Send`] when the protocol forbids the send (after close...).
+    pub fn queue(&mut self, msg: &Message) -> Result<(), Error> {
+        if self.done {
+            return Err(Error::Closed);
+        }
+        self.engine.send(msg)?;
+        Ok(())
+    }
+
+    /// Bytes encoded and waiting to be written.
+    #[must_use]
+    pub fn output_len(&self) -> usize {
+        self.engine.output().len()
+    }
+
+    /// Bytes written to the transport so far (all frames, control frames
+    /// included), comparable with [`Engine::total_output`].
+    #[must_use]
+    pub fn written_total(&self) -> u64 {
+        self.engine.total_output() - self.engine.output().len() as u64
+    }
+
+    /// Writes buffered bytes until none are left (`Ready`) or the
+    /// transport is full (`Pending`), then flushes the transport.
+    ///
+    /// # Errors
+    /// Transport errors.
+    pub fn poll_write_buffered(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        ready!(self.poll_write_out(cx))?;
+        ready!(Pin::new(&mut self.io).poll_flush(cx))?;
+        Poll::Ready(Ok(()))
+    }
+
     /// Writes as much of the engine's output as the transport takes.
     fn poll_write_out(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         while self.engine.has_output() {

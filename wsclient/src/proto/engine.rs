@@ -11,6 +11,7 @@
 use bytes::{Buf, Bytes, BytesMut};
 
 use super::close::{CloseCode, CloseFrame};
+use super::deflate::{DeflateParams, PerMessageDeflate};
 use super::error::{ProtocolError, SendError};
 use super::frame::{FrameHeader, MAX_HEADER_LEN, OpCode};
 use super::mask::apply_mask;
@@ -82,7 +83,11 @@ pub enum State {
 #[derive(Debug)]
 struct Fragmented {
     opcode: OpCode,
+    /// The payload so far; inflated already when `compressed`.
     buf: BytesMut,
+    /// The message is permessage-deflate compressed (RSV1 on its first
+    /// frame).
+    compressed: bool,
 }
 
 /// The frame whose header has been read and whose payload is still coming.
@@ -108,9 +113,17 @@ pub struct Engine {
     /// Opcode of the message being sent in fragments, if any.
     sending_fragmented: Option<OpCode>,
     out: BytesMut,
+    /// Bytes ever appended to `out`.
+    produced: u64,
     close_sent: Option<CloseFrame>,
     close_received: Option<Option<CloseFrame>>,
     failure: Option<ProtocolError>,
+    /// permessage-deflate, when negotiated.
+    deflate: Option<PerMessageDeflate>,
+    /// The fragmented message being sent is compressed.
+    sending_compressed: bool,
+    /// Reused buffer for compressed payloads on their way to `out`.
+    scratch: Vec<u8>,
 }
 
 impl Engine {
@@ -126,10 +139,31 @@ impl Engine {
             utf8: Utf8Validator::new(),
             sending_fragmented: None,
             out: BytesMut::new(),
+            produced: 0,
             close_sent: None,
             close_received: None,
             failure: None,
+            deflate: None,
+            sending_compressed: false,
+            scratch: Vec::new(),
         }
+    }
+
+    /// Turns on permessage-deflate (RFC 7692) with the negotiated codec:
+    /// RSV1 is then accepted on the first frame of data messages, which are
+    /// inflated (with `max_message_size` applied to the inflated size), and
+    /// data messages of at least [`PerMessageDeflate::min_size`] bytes are
+    /// sent compressed. Control frames are never compressed.
+    #[must_use]
+    pub fn with_deflate(mut self, deflate: PerMessageDeflate) -> Self {
+        self.deflate = Some(deflate);
+        self
+    }
+
+    /// The permessage-deflate parameters, when the extension is on.
+    #[must_use]
+    pub fn deflate(&self) -> Option<&DeflateParams> {
+        self.deflate.as_ref().map(PerMessageDeflate::params)
     }
 
     /// The engine's role.
@@ -248,7 +282,13 @@ impl Engine {
     /// Validates a header against the role, the negotiated extensions, the
     /// fragmentation state and the limits; returns the payload length.
     fn check_header(&self, h: &FrameHeader) -> Result<usize, ProtocolError> {
-        if h.rsv1 || h.rsv2 || h.rsv3 {
+        if h.rsv2 || h.rsv3 {
+            return Err(ProtocolError::ReservedBits);
+        }
+        // RSV1 marks a compressed message: only with permessage-deflate, only
+        // on a message's first frame (never on continuations or control
+        // frames).
+        if h.rsv1 && (self.deflate.is_none() || !matches!(h.opcode, OpCode::Text | OpCode::Binary)) {
             return Err(ProtocolError::ReservedBits);
         }
         match (self.role, h.mask.is_some()) {
@@ -281,12 +321,20 @@ impl Engine {
             return Err(too_large);
         }
         let so_far = self.fragmented.as_ref().map_or(0, |f| f.buf.len());
-        if so_far.saturating_add(len) > self.config.max_message_size {
+        // A compressed message is measured while it inflates.
+        if !self.is_compressed(h) && so_far.saturating_add(len) > self.config.max_message_size {
             return Err(ProtocolError::MessageTooLarge {
                 max: self.config.max_message_size,
             });
         }
         Ok(len)
+    }
+
+    /// True when the frame carries (part of) a compressed message.
+    fn is_compressed(&self, h: &FrameHeader) -> bool {
+        h.rsv1
+            || (h.opcode == OpCode::Continuation
+                && self.fragmented.as_ref().is_some_and(|f| f.compressed))
     }
 
     /// True when the frame being received carries (part of) a text message.
@@ -304,6 +352,10 @@ impl Engine {
     /// Checks the part of a text frame's payload that has arrived, so
     /// invalid text fails on its first bad byte, not when the frame ends.
     fn check_partial_text(&mut self, buf: &BytesMut) -> Result<(), ProtocolError> {
+        // Compressed payloads are checked once inflated.
+        if self.incoming.is_some_and(|inc| self.is_compressed(&inc.header)) {
+            return Ok(());
+        }
         let Some(inc) = self.incoming.as_mut() else {
             return Ok(());
         };
@@ -353,6 +405,9 @@ impl Engine {
                 Ok(Some(Message::Close(frame)))
             }
             OpCode::Text | OpCode::Binary | OpCode::Continuation => {
+                if self.is_compressed(&h) {
+                    return self.on_compressed_frame(h, &payload);
+                }
                 let text = self.in_text(h.opcode);
                 if text {
                     let rest = &payload[inc.checked.min(payload.len())..];
@@ -367,6 +422,7 @@ impl Engine {
                     self.fragmented = Some(Fragmented {
                         opcode: h.opcode,
                         buf: payload,
+                        compressed: false,
                     });
                     return Ok(None);
                 }
@@ -387,6 +443,39 @@ impl Engine {
                 Ok(Some(self.finish_message(frag.opcode, frag.buf)?))
             }
         }
+    }
+
+    /// A frame of a compressed message: inflated onto the message so far
+    /// (the size limit applies to the inflated bytes, checked while
+    /// inflating), text checked as it inflates.
+    fn on_compressed_frame(
+        &mut self,
+        h: FrameHeader,
+        payload: &[u8],
+    ) -> Result<Option<Message>, ProtocolError> {
+        let (opcode, mut buf) = match self.fragmented.take() {
+            Some(f) => (f.opcode, f.buf),
+            None => (h.opcode, BytesMut::new()),
+        };
+        let Some(deflate) = self.deflate.as_mut() else {
+            return Err(ProtocolError::ReservedBits);
+        };
+        let from = buf.len();
+        deflate.decompress(payload, h.fin, &mut buf, self.config.max_message_size)?;
+        if opcode == OpCode::Text {
+            self.utf8
+                .feed(&buf[from..])
+                .map_err(|_| ProtocolError::InvalidUtf8)?;
+        }
+        if h.fin {
+            return Ok(Some(self.finish_message(opcode, buf)?));
+        }
+        self.fragmented = Some(Fragmented {
+            opcode,
+            buf,
+            compressed: true,
+        });
+        Ok(None)
     }
 
     fn finish_message(
@@ -448,8 +537,31 @@ impl Engine {
                 "a fragmented message is being sent",
             ));
         }
-        self.write_frame(opcode, true, payload);
+        if self
+            .deflate
+            .as_ref()
+            .is_some_and(|d| payload.len() >= d.min_size())
+        {
+            self.write_compressed(opcode, true, payload);
+        } else {
+            self.write_frame(opcode, true, payload);
+        }
         Ok(())
+    }
+
+    /// Compresses `payload` (a message or a fragment of one) and queues it;
+    /// RSV1 goes on the message's first frame only.
+    fn write_compressed(&mut self, opcode: OpCode, fin: bool, payload: &[u8]) {
+        let mut buf = std::mem::take(&mut self.scratch);
+        buf.clear();
+        if let Some(d) = self.deflate.as_mut() {
+            d.compress(payload, fin, &mut buf);
+        }
+        self.write_frame_rsv1(opcode, fin, opcode != OpCode::Continuation, &buf);
+        if buf.capacity() <= 64 << 10 {
+            // Keep a small buffer; give a large one back.
+            self.scratch = buf;
+        }
     }
 
     fn send_control(&mut self, opcode: OpCode, payload: &[u8]) -> Result<(), SendError> {
@@ -477,6 +589,12 @@ impl Engine {
         self.check_open()?;
         match (opcode, self.sending_fragmented) {
             (OpCode::Text | OpCode::Binary, None) => {
+                // A message sent in fragments is compressed whole (its size
+                // is not known up front); a single frame as in `send`.
+                self.sending_compressed = self
+                    .deflate
+                    .as_ref()
+                    .is_some_and(|d| !fin || payload.len() >= d.min_size());
                 if !fin {
                     self.sending_fragmented = Some(opcode);
                 }
@@ -494,7 +612,11 @@ impl Engine {
             }
             _ => return Err(SendError::FragmentOrder("control frames are not fragments")),
         }
-        self.write_frame(opcode, fin, payload);
+        if self.sending_compressed {
+            self.write_compressed(opcode, fin, payload);
+        } else {
+            self.write_frame(opcode, fin, payload);
+        }
         Ok(())
     }
 
@@ -531,13 +653,17 @@ impl Engine {
     }
 
     fn write_frame(&mut self, opcode: OpCode, fin: bool, payload: &[u8]) {
+        self.write_frame_rsv1(opcode, fin, false, payload);
+    }
+
+    fn write_frame_rsv1(&mut self, opcode: OpCode, fin: bool, rsv1: bool, payload: &[u8]) {
         let mask = match self.role {
             Role::Client => Some(rand::random::<[u8; 4]>()),
             Role::Server => None,
         };
         let header = FrameHeader {
             fin,
-            rsv1: false,
+            rsv1,
             rsv2: false,
             rsv3: false,
             opcode,
@@ -546,6 +672,7 @@ impl Engine {
         };
         let mut hbuf = [0u8; MAX_HEADER_LEN];
         let n = header.encode(&mut hbuf);
+        self.produced += (n + payload.len()) as u64;
         self.out.reserve(n + payload.len());
         self.out.extend_from_slice(&hbuf[..n]);
         let start = self.out.len();
@@ -575,6 +702,14 @@ impl Engine {
     /// Takes all waiting output at once.
     pub fn take_output(&mut self) -> Bytes {
         self.out.split().freeze()
+    }
+
+    /// Bytes ever produced as output; minus [`Engine::output`]'s length,
+    /// the bytes already written (drivers use it to know which queued
+    /// message has left).
+    #[must_use]
+    pub fn total_output(&self) -> u64 {
+        self.produced
     }
 
     /// True when bytes are waiting to be written.

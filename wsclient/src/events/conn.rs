@@ -1,0 +1,385 @@
+//! [`Conn`]: the cheap, cloneable handle to one event-driven connection,
+//! usable from any callback, task or thread; and what it reports
+//! ([`Stats`], [`ConnState`]).
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::sync::{Notify, mpsc};
+
+use crate::message::{Message, Utf8Bytes};
+use crate::proto::{CloseCode, CloseFrame};
+
+/// Which frame type `send` uses for strings (the seed's `websocketType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SendType {
+    /// Strings go as text frames, byte buffers as binary frames
+    /// (Workerman's `BINARY_TYPE_BLOB`, the default).
+    #[default]
+    Text,
+    /// Everything goes as binary frames (Workerman's
+    /// `BINARY_TYPE_ARRAYBUFFER`).
+    Binary,
+}
+
+/// Where a connection is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnState {
+    /// Opening the transport or running the handshake.
+    Connecting,
+    /// Open: messages flow.
+    Open,
+    /// Closing (close frame sent, waiting).
+    Closing,
+    /// Waiting to reconnect.
+    Reconnecting,
+    /// Finished: no reconnect will follow.
+    Closed,
+}
+
+impl ConnState {
+    fn from_u8(v: u8) -> ConnState {
+        match v {
+            0 => ConnState::Connecting,
+            1 => ConnState::Open,
+            2 => ConnState::Closing,
+            3 => ConnState::Reconnecting,
+            _ => ConnState::Closed,
+        }
+    }
+}
+
+/// Why a message handed to [`Conn::send`] was not queued. The message comes
+/// back in [`SendError::message`]: nothing is dropped silently.
+#[derive(Debug, thiserror::Error)]
+#[error("message not sent: {reason}")]
+pub struct SendError {
+    /// The message, returned to the caller.
+    pub message: Message,
+    /// Why.
+    pub reason: SendFailure,
+}
+
+/// The reason in a [`SendError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendFailure {
+    /// The send queue is at its limit (`max_send_buffer`); wait for
+    /// `on_buffer_drain`.
+    #[error("the send buffer is full")]
+    BufferFull,
+    /// The connection is finished and will not reconnect.
+    #[error("the connection is closed")]
+    Closed,
+    /// A ping payload over 125 bytes.
+    #[error("control payload over 125 bytes")]
+    ControlTooLarge,
+}
+
+/// Health figures of a connection (all of its attempts together).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Round-trip time of the last ping answered by a pong.
+    pub rtt: Option<Duration>,
+    /// Time since the last frame of any kind arrived.
+    pub since_last_frame: Option<Duration>,
+    /// Reconnect attempts made so far.
+    pub reconnects: u32,
+    /// Text and binary messages received.
+    pub messages_in: u64,
+    /// Text and binary messages sent (handed to the socket).
+    pub messages_out: u64,
+    /// Payload bytes received.
+    pub bytes_in: u64,
+    /// Payload bytes sent.
+    pub bytes_out: u64,
+    /// Messages waiting in the send queue.
+    pub queue_len: usize,
+    /// Payload bytes waiting in the send queue.
+    pub queue_bytes: usize,
+}
+
+/// Commands from handles to the connection's task.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Send(Message),
+    Close(Option<CloseFrame>),
+    Reconnect,
+    PauseRecv,
+    ResumeRecv,
+    Wake,
+}
+
+/// The state shared by the handles and the task.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub id: u64,
+    pub url: Mutex<String>,
+    pub tx: mpsc::UnboundedSender<Command>,
+    pub send_type: SendType,
+    pub max_send_buffer: usize,
+    pub state: AtomicU8,
+    pub queue_len: AtomicUsize,
+    pub queue_bytes: AtomicUsize,
+    pub buffer_full: AtomicBool,
+    pub started: Instant,
+    pub last_frame_ms: AtomicU64,
+    pub rtt_us: AtomicU64,
+    pub reconnects: AtomicU32,
+    pub messages_in: AtomicU64,
+    pub messages_out: AtomicU64,
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+    pub addrs: Mutex<(Option<SocketAddr>, Option<SocketAddr>)>,
+    pub close_frame: Mutex<Option<CloseFrame>>,
+    pub close_code: Mutex<Option<CloseCode>>,
+    pub stop_reason: Mutex<Option<String>>,
+    /// A reconnect asked for by the user, taken by the task.
+    pub reconnect_request: Mutex<Option<Duration>>,
+    pub finished: AtomicBool,
+    pub finished_notify: Notify,
+}
+
+/// A handle to one event-driven connection: cheap to clone, `Send + Sync`,
+/// valid across reconnects (it names the logical connection, not one TCP
+/// connection).
+#[derive(Debug, Clone)]
+pub struct Conn {
+    pub(crate) shared: Arc<Shared>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A poisoned lock only means a callback panicked while holding it; the
+    // data (addresses, codes) is still meaningful.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Conn {
+    /// A number unique to this connection within the process.
+    #[must_use]
+    pub fn id(&self) -> u64 {
+        self.shared.id
+    }
+
+    /// The URL of the current (or next) attempt.
+    #[must_use]
+    pub fn url(&self) -> String {
+        lock(&self.shared.url).clone()
+    }
+
+    /// Queues a message. Strings go as text frames and byte buffers as
+    /// binary frames, unless the send type is [`SendType::Binary`] (then
+    /// all go as binary). Messages sent before the handshake completes (or
+    /// while reconnecting) are queued and sent in order once it does.
+    ///
+    /// # Errors
+    /// [`SendError`] with the message when the queue is full or the
+    /// connection is finished.
+    pub fn send(&self, message: impl Into<Message>) -> Result<(), SendError> {
+        let mut message = message.into();
+        if self.shared.send_type == SendType::Binary {
+            if let Message::Text(t) = message {
+                message = Message::Binary(t.into_bytes());
+            }
+        }
+        self.enqueue(message)
+    }
+
+    /// Queues a text message (whatever the send type).
+    ///
+    /// # Errors
+    /// As [`Conn::send`].
+    pub fn send_text(&self, text: impl Into<Utf8Bytes>) -> Result<(), SendError> {
+        self.enqueue(Message::Text(text.into()))
+    }
+
+    /// Queues a binary message.
+    ///
+    /// # Errors
+    /// As [`Conn::send`].
+    pub fn send_binary(&self, data: impl Into<Bytes>) -> Result<(), SendError> {
+        self.enqueue(Message::Binary(data.into()))
+    }
+
+    /// Sends a ping (payload at most 125 bytes).
+    ///
+    /// # Errors
+    /// As [`Conn::send`], and [`SendFailure::ControlTooLarge`].
+    pub fn ping(&self, payload: impl Into<Bytes>) -> Result<(), SendError> {
+        let payload = payload.into();
+        if payload.len() > 125 {
+            return Err(SendError {
+                message: Message::Ping(payload),
+                reason: SendFailure::ControlTooLarge,
+            });
+        }
+        self.enqueue(Message::Ping(payload))
+    }
+
+    fn enqueue(&self, message: Message) -> Result<(), SendError> {
+        let s = &self.shared;
+        if s.finished.load(Ordering::Acquire) {
+            return Err(SendError {
+                message,
+                reason: SendFailure::Closed,
+            });
+        }
+        let len = message.len();
+        let queued = s.queue_bytes.load(Ordering::Acquire);
+        if queued > 0 && queued + len > s.max_send_buffer {
+            if !s.buffer_full.swap(true, Ordering::AcqRel) {
+                let _ = s.tx.send(Command::Wake);
+            }
+            return Err(SendError {
+                message,
+                reason: SendFailure::BufferFull,
+            });
+        }
+        s.queue_bytes.fetch_add(len, Ordering::AcqRel);
+        s.queue_len.fetch_add(1, Ordering::AcqRel);
+        if let Err(mpsc::error::SendError(Command::Send(message))) = s.tx.send(Command::Send(message)) {
+            s.queue_bytes.fetch_sub(len, Ordering::AcqRel);
+            s.queue_len.fetch_sub(1, Ordering::AcqRel);
+            return Err(SendError {
+                message,
+                reason: SendFailure::Closed,
+            });
+        }
+        Ok(())
+    }
+
+    /// Closes the connection with 1000 (normal); no automatic reconnect
+    /// follows (a [`Conn::reconnect`] from `on_close` still does).
+    pub fn close(&self) {
+        let _ = self
+            .shared
+            .tx
+            .send(Command::Close(Some(CloseFrame::new(CloseCode::NORMAL, ""))));
+    }
+
+    /// Closes the connection with `code` and `reason`.
+    pub fn close_with(&self, code: impl Into<CloseCode>, reason: &str) {
+        let _ = self
+            .shared
+            .tx
+            .send(Command::Close(Some(CloseFrame::new(code.into(), reason))));
+    }
+
+    /// Connects again after `delay` (the seed's `reConnect`): from
+    /// `on_close` it starts the next attempt; on an open connection it
+    /// closes it first.
+    pub fn reconnect(&self, delay: Duration) {
+        *lock(&self.shared.reconnect_request) = Some(delay);
+        let _ = self.shared.tx.send(Command::Reconnect);
+    }
+
+    /// Stops reading from the server (TCP backpressure builds up on the
+    /// server's side) until [`Conn::resume_recv`].
+    pub fn pause_recv(&self) {
+        let _ = self.shared.tx.send(Command::PauseRecv);
+    }
+
+    /// Resumes reading after [`Conn::pause_recv`].
+    pub fn resume_recv(&self) {
+        let _ = self.shared.tx.send(Command::ResumeRecv);
+    }
+
+    /// The connection's state.
+    #[must_use]
+    pub fn state(&self) -> ConnState {
+        ConnState::from_u8(self.shared.state.load(Ordering::Acquire))
+    }
+
+    /// The server's address, while connected.
+    #[must_use]
+    pub fn remote_addr(&self) -> Option<SocketAddr> {
+        lock(&self.shared.addrs).0
+    }
+
+    /// Our local address, while connected.
+    #[must_use]
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        lock(&self.shared.addrs).1
+    }
+
+    /// The close frame the server sent last, if any.
+    #[must_use]
+    pub fn close_frame(&self) -> Option<CloseFrame> {
+        lock(&self.shared.close_frame).clone()
+    }
+
+    /// The close code the last connection ended with (1006 when it was
+    /// lost without a close frame), once one has ended.
+    #[must_use]
+    pub fn close_code(&self) -> Option<CloseCode> {
+        *lock(&self.shared.close_code)
+    }
+
+    /// Why reconnecting stopped, once it has.
+    #[must_use]
+    pub fn stop_reason(&self) -> Option<String> {
+        lock(&self.shared.stop_reason).clone()
+    }
+
+    /// Health figures.
+    #[must_use]
+    pub fn stats(&self) -> Stats {
+        let s = &self.shared;
+        let last = s.last_frame_ms.load(Ordering::Acquire);
+        let rtt = s.rtt_us.load(Ordering::Acquire);
+        Stats {
+            rtt: (rtt > 0).then(|| Duration::from_micros(rtt)),
+            since_last_frame: (last > 0).then(|| {
+                s.started
+                    .elapsed()
+                    .saturating_sub(Duration::from_millis(last))
+            }),
+            reconnects: s.reconnects.load(Ordering::Acquire),
+            messages_in: s.messages_in.load(Ordering::Acquire),
+            messages_out: s.messages_out.load(Ordering::Acquire),
+            bytes_in: s.bytes_in.load(Ordering::Acquire),
+            bytes_out: s.bytes_out.load(Ordering::Acquire),
+            queue_len: s.queue_len.load(Ordering::Acquire),
+            queue_bytes: s.queue_bytes.load(Ordering::Acquire),
+        }
+    }
+
+    /// True once the connection is finished (closed, no reconnect).
+    #[must_use]
+    pub fn is_finished(&self) -> bool {
+        self.shared.finished.load(Ordering::Acquire)
+    }
+
+    /// Waits until the connection is finished (closed, no reconnect).
+    pub async fn finished(&self) {
+        loop {
+            let notified = self.shared.finished_notify.notified();
+            if self.is_finished() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    pub(crate) fn set_state(&self, st: ConnState) {
+        let v = match st {
+            ConnState::Connecting => 0,
+            ConnState::Open => 1,
+            ConnState::Closing => 2,
+            ConnState::Reconnecting => 3,
+            ConnState::Closed => 4,
+        };
+        self.shared.state.store(v, Ordering::Release);
+    }
+
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+        lock(m)
+    }
+}

@@ -1,0 +1,123 @@
+//! The host event loop (the seed's `Worker::runAll()`): a process-wide
+//! tokio runtime for clients connected outside any runtime, a count of live
+//! connections, and graceful shutdown.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use tokio::runtime::{Handle, Runtime};
+use tokio::sync::Notify;
+
+use super::conn::Conn;
+use crate::proto::CloseCode;
+
+struct Host {
+    runtime: OnceLock<Runtime>,
+    live: AtomicUsize,
+    changed: Notify,
+    conns: Mutex<Vec<Conn>>,
+    shutting_down: AtomicBool,
+}
+
+static HOST: Host = Host {
+    runtime: OnceLock::new(),
+    live: AtomicUsize::new(0),
+    changed: Notify::const_new(),
+    conns: Mutex::new(Vec::new()),
+    shutting_down: AtomicBool::new(false),
+};
+
+fn runtime() -> &'static Runtime {
+    HOST.runtime.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("wsclient-host")
+            .enable_all()
+            .build()
+            // Without a runtime nothing can run; this only fails when the OS
+            // refuses threads or an epoll instance.
+            .unwrap_or_else(|e| panic!("wsclient: cannot start the host runtime: {e}"))
+    })
+}
+
+fn conns() -> std::sync::MutexGuard<'static, Vec<Conn>> {
+    HOST.conns
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Runs a connection's task: on the current tokio runtime if there is one,
+/// else on the host runtime.
+pub(crate) fn spawn(conn: Conn, fut: impl Future<Output = ()> + Send + 'static) {
+    HOST.live.fetch_add(1, Ordering::AcqRel);
+    {
+        let mut list = conns();
+        list.retain(|c| !c.is_finished());
+        list.push(conn);
+    }
+    let wrapped = async move {
+        fut.await;
+        HOST.live.fetch_sub(1, Ordering::AcqRel);
+        HOST.changed.notify_waiters();
+    };
+    match Handle::try_current() {
+        Ok(h) => {
+            h.spawn(wrapped);
+        }
+        Err(_) => {
+            runtime().spawn(wrapped);
+        }
+    }
+}
+
+/// True once [`shutdown`] (or Ctrl-C in [`run_all`]) began: no reconnects.
+pub(crate) fn is_shutting_down() -> bool {
+    HOST.shutting_down.load(Ordering::Acquire)
+}
+
+/// The number of event-driven connections still running (open, connecting
+/// or waiting to reconnect).
+#[must_use]
+pub fn live_connections() -> usize {
+    HOST.live.load(Ordering::Acquire)
+}
+
+/// Closes every connection with 1001 (going away) and stops reconnects;
+/// `run_all` returns once they have closed.
+pub fn shutdown() {
+    HOST.shutting_down.store(true, Ordering::Release);
+    for c in conns().iter() {
+        c.close_with(CloseCode::GOING_AWAY, "shutting down");
+    }
+}
+
+async fn wait_all() {
+    loop {
+        let changed = HOST.changed.notified();
+        if live_connections() == 0 {
+            return;
+        }
+        changed.await;
+    }
+}
+
+/// Runs the host event loop (the seed's `Worker::runAll()`): blocks until
+/// every event-driven connection has finished. Ctrl-C starts a graceful
+/// shutdown: close frames are sent, callbacks run, then it returns (after
+/// at most 10 s).
+///
+/// Call it from a plain `fn main()`, not from inside a tokio runtime (there,
+/// await [`Conn::finished`] instead).
+pub fn run_all() {
+    runtime().block_on(async {
+        tokio::select! {
+            () = wait_all() => {}
+            _ = tokio::signal::ctrl_c() => {
+                shutdown();
+                let _ = tokio::time::timeout(Duration::from_secs(10), wait_all()).await;
+            }
+        }
+    });
+}

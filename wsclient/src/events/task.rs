@@ -1,0 +1,440 @@
+//! The connection task: one per [`Client::connect`](super::Client::connect).
+//!
+//! Owns the life of a logical connection across attempts: connect, fire
+//! callbacks in order, move queued messages to the socket, heartbeat
+//! (ping every interval, dead peer after the pong timeout), pause/resume,
+//! close, and decide on reconnecting. Protocol work is the socket's.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::StreamExt as _;
+use tokio::sync::mpsc;
+use tokio::time::{Interval, MissedTickBehavior, Sleep};
+
+use super::client::Settings;
+use super::conn::{Command, Conn, ConnState};
+use super::handler::{Callbacks, Handler};
+use super::host;
+use super::reconnect::Outcome;
+use crate::connect::ConnectOptions;
+use crate::error::Error;
+use crate::message::Message;
+use crate::proto::{CloseCode, CloseFrame};
+use crate::socket::WebSocket;
+use crate::transport::MaybeTlsStream;
+
+/// Stop taking queued messages while this much is encoded but unwritten.
+const WRITE_HIGH: usize = 256 << 10;
+
+/// How an attempt ended.
+struct End {
+    error: Option<Error>,
+    outcome: Outcome,
+    opened_for: Option<Duration>,
+}
+
+impl End {
+    fn failed(e: Error) -> End {
+        End {
+            outcome: Outcome::from_error(&e),
+            error: Some(e),
+            opened_for: None,
+        }
+    }
+}
+
+pub(crate) async fn run(
+    mut options: ConnectOptions,
+    settings: Settings,
+    mut cb: Callbacks,
+    conn: Conn,
+    mut rx: mpsc::UnboundedReceiver<Command>,
+) {
+    let shared = conn.shared();
+    let mut attempt: u32 = 0;
+    // Messages taken from the queue but not yet written, kept for the next
+    // connection (or handed back as undelivered).
+    let mut pending: VecDeque<Message> = VecDeque::new();
+    let mut stop = false;
+    while !stop {
+        if let Some(f) = &settings.before_connect {
+            f(&mut options);
+            *Conn::lock(&shared.url) = options.url().to_owned();
+        }
+        conn.set_state(ConnState::Connecting);
+        let end = run_attempt(&options, &settings, &mut cb, &conn, &mut rx, &mut pending).await;
+        *Conn::lock(&shared.addrs) = (None, None);
+        if let Some(e) = &end.error {
+            tracing::debug!(conn = shared.id, error = %e, code = e.code(), "connection error");
+            cb.on_error(&conn, e);
+        }
+        cb.on_close(&conn);
+
+        if end.opened_for.is_some_and(|d| {
+            settings
+                .reconnect
+                .as_ref()
+                .is_none_or(|p| d >= p.reset_after)
+        }) {
+            attempt = 0;
+        }
+        attempt += 1;
+        let manual = Conn::lock(&shared.reconnect_request).take();
+        let delay = if host::is_shutting_down() {
+            None
+        } else if let Some(d) = manual {
+            Some(d)
+        } else if let Some(p) = &settings.reconnect {
+            match p.next_delay(&end.outcome, attempt) {
+                Ok(d) => Some(d),
+                Err(why) => {
+                    tracing::info!(conn = shared.id, reason = why, "not reconnecting");
+                    *Conn::lock(&shared.stop_reason) = Some(why.to_owned());
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let Some(delay) = delay else { break };
+        if !settings.keep_queue_while_disconnected {
+            let mut lost: Vec<Message> = pending.drain(..).collect();
+            while let Ok(cmd) = rx.try_recv() {
+                if let Command::Send(m) = cmd {
+                    lost.push(m);
+                }
+            }
+            give_back(&mut cb, &conn, lost);
+        }
+        conn.set_state(ConnState::Reconnecting);
+        shared.reconnects.fetch_add(1, Ordering::AcqRel);
+        tracing::debug!(conn = shared.id, attempt, ?delay, "reconnecting");
+        cb.on_reconnect(&conn, attempt, delay);
+        stop = !wait_delay(delay, &mut rx, &mut pending).await;
+    }
+    shared.finished.store(true, Ordering::Release);
+    conn.set_state(ConnState::Closed);
+    // Whatever is still queued can no longer be sent: hand it back.
+    rx.close();
+    let mut lost: Vec<Message> = pending.drain(..).collect();
+    while let Ok(cmd) = rx.try_recv() {
+        if let Command::Send(m) = cmd {
+            lost.push(m);
+        }
+    }
+    give_back(&mut cb, &conn, lost);
+    shared.finished_notify.notify_waiters();
+}
+
+fn give_back(cb: &mut Callbacks, conn: &Conn, lost: Vec<Message>) {
+    if lost.is_empty() {
+        return;
+    }
+    let bytes: usize = lost.iter().map(Message::len).sum();
+    let s = conn.shared();
+    s.queue_len.fetch_sub(lost.len(), Ordering::AcqRel);
+    s.queue_bytes.fetch_sub(bytes, Ordering::AcqRel);
+    cb.on_undelivered(conn, lost);
+}
+
+/// Sleeps before a reconnect while keeping queued messages; false when a
+/// close was asked for meanwhile.
+async fn wait_delay(
+    delay: Duration,
+    rx: &mut mpsc::UnboundedReceiver<Command>,
+    pending: &mut VecDeque<Message>,
+) -> bool {
+    let sleep = tokio::time::sleep(delay);
+    tokio::pin!(sleep);
+    loop {
+        tokio::select! {
+            () = &mut sleep => return true,
+            cmd = rx.recv() => match cmd {
+                Some(Command::Send(m)) => pending.push_back(m),
+                Some(Command::Close(_)) | None => return false,
+                Some(_) => {}
+            },
+        }
+    }
+}
+
+async fn run_attempt(
+    options: &ConnectOptions,
+    settings: &Settings,
+    cb: &mut Callbacks,
+    conn: &Conn,
+    rx: &mut mpsc::UnboundedReceiver<Command>,
+    pending: &mut VecDeque<Message>,
+) -> End {
+    let io = match options.connect_transport().await {
+        Ok(io) => io,
+        Err(e) => return End::failed(e),
+    };
+    *Conn::lock(&conn.shared().addrs) = (io.peer_addr().ok(), io.local_addr().ok());
+    cb.on_connect(conn);
+    let (ws, response) = match options.handshake(io).await {
+        Ok(x) => x,
+        Err(e) => return End::failed(e),
+    };
+    conn.set_state(ConnState::Open);
+    cb.on_websocket_connect(conn, &response);
+    let opened = Instant::now();
+    let mut session = Session {
+        ws,
+        settings,
+        conn,
+        inflight: VecDeque::new(),
+        paused: false,
+        local_close: false,
+        ping_sent: None,
+        full_announced: false,
+    };
+    let mut end = session.run(cb, rx, pending).await;
+    end.opened_for = Some(opened.elapsed());
+    // Messages not fully written go back to the front of the queue.
+    for (m, _) in session.inflight.drain(..).rev() {
+        pending.push_front(m);
+    }
+    end
+}
+
+enum Event {
+    Command(Command),
+    Received(Option<Result<Message, Error>>),
+    PingDue,
+    PongOverdue,
+    WriteFailed(Error),
+}
+
+struct Session<'a> {
+    ws: WebSocket<MaybeTlsStream>,
+    settings: &'a Settings,
+    conn: &'a Conn,
+    /// Messages encoded into the socket, with the output position at which
+    /// each has been fully written.
+    inflight: VecDeque<(Message, u64)>,
+    paused: bool,
+    local_close: bool,
+    ping_sent: Option<Instant>,
+    full_announced: bool,
+}
+
+impl Session<'_> {
+    async fn run(
+        &mut self,
+        cb: &mut Callbacks,
+        rx: &mut mpsc::UnboundedReceiver<Command>,
+        pending: &mut VecDeque<Message>,
+    ) -> End {
+        while let Some(m) = pending.pop_front() {
+            self.queue(m);
+        }
+        let mut ping: Option<Interval> = self.settings.ping_interval.map(|d| {
+            let mut i = tokio::time::interval_at(tokio::time::Instant::now() + d, d);
+            i.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            i
+        });
+        let pong_timeout = self
+            .settings
+            .pong_timeout
+            .or(self.settings.ping_interval);
+        let mut pong_deadline: Option<Pin<Box<Sleep>>> = None;
+        loop {
+            let event = std::future::poll_fn(|cx| {
+                if self.ws.output_len() > 0 {
+                    if let Poll::Ready(Err(e)) = self.ws.poll_write_buffered(cx) {
+                        return Poll::Ready(Event::WriteFailed(e));
+                    }
+                }
+                if self.ws.output_len() < WRITE_HIGH {
+                    if let Poll::Ready(Some(cmd)) = rx.poll_recv(cx) {
+                        return Poll::Ready(Event::Command(cmd));
+                    }
+                }
+                if let Some(p) = ping.as_mut() {
+                    if p.poll_tick(cx).is_ready() {
+                        return Poll::Ready(Event::PingDue);
+                    }
+                }
+                if let Some(d) = pong_deadline.as_mut() {
+                    if !self.paused && d.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Event::PongOverdue);
+                    }
+                }
+                if !self.paused {
+                    if let Poll::Ready(m) = self.ws.poll_next_unpin(cx) {
+                        return Poll::Ready(Event::Received(m));
+                    }
+                }
+                Poll::Pending
+            })
+            .await;
+            self.ack_written(cb);
+            match event {
+                Event::Command(cmd) => {
+                    self.command(cmd, cb);
+                    // Take a batch of sends at once: one write for many.
+                    while self.ws.output_len() < WRITE_HIGH {
+                        match rx.try_recv() {
+                            Ok(cmd) => self.command(cmd, cb),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                Event::Received(Some(Ok(msg))) => {
+                    let s = self.conn.shared();
+                    s.last_frame_ms.store(
+                        s.started.elapsed().as_millis().max(1) as u64,
+                        Ordering::Release,
+                    );
+                    pong_deadline = None;
+                    self.received(msg, cb);
+                }
+                Event::Received(Some(Err(e))) => {
+                    self.flush_briefly().await;
+                    *Conn::lock(&self.conn.shared().close_code) = Some(self.ws.close_code());
+                    return End::failed(e);
+                }
+                Event::Received(None) => {
+                    let code = self.ws.close_code();
+                    *Conn::lock(&self.conn.shared().close_code) = Some(code);
+                    let outcome = if self.local_close {
+                        Outcome::LocalClose
+                    } else {
+                        Outcome::Closed(code)
+                    };
+                    return End {
+                        error: None,
+                        outcome,
+                        opened_for: None,
+                    };
+                }
+                Event::PingDue => {
+                    if self.ws.queue(&Message::Ping(Bytes::new())).is_ok() {
+                        self.ping_sent = Some(Instant::now());
+                        if pong_deadline.is_none() {
+                            if let Some(t) = pong_timeout {
+                                pong_deadline = Some(Box::pin(tokio::time::sleep(t)));
+                            }
+                        }
+                    }
+                }
+                Event::PongOverdue => {
+                    *Conn::lock(&self.conn.shared().close_code) = Some(CloseCode::ABNORMAL);
+                    return End::failed(Error::PongTimeout {
+                        after: pong_timeout.unwrap_or_default(),
+                    });
+                }
+                Event::WriteFailed(e) => {
+                    *Conn::lock(&self.conn.shared().close_code) = Some(CloseCode::ABNORMAL);
+                    return End::failed(e);
+                }
+            }
+        }
+    }
+
+    /// Encodes a queued message; one that can no longer be sent on this
+    /// connection (it is closing) stays queued for the next.
+    fn queue(&mut self, m: Message) {
+        match self.ws.queue(&m) {
+            Ok(()) => {
+                let end = self.ws.engine().total_output();
+                self.inflight.push_back((m, end));
+            }
+            Err(_) => self.inflight.push_back((m, u64::MAX)),
+        }
+    }
+
+    fn command(&mut self, cmd: Command, cb: &mut Callbacks) {
+        match cmd {
+            Command::Send(m) => self.queue(m),
+            Command::Close(frame) => self.start_close(frame),
+            Command::Reconnect => {
+                // Only a request not yet taken counts (a stale command from
+                // an earlier attempt's on_close is ignored).
+                if Conn::lock(&self.conn.shared().reconnect_request).is_some() {
+                    self.start_close(Some(CloseFrame::new(CloseCode::NORMAL, "reconnecting")));
+                }
+            }
+            Command::PauseRecv => self.paused = true,
+            Command::ResumeRecv => self.paused = false,
+            Command::Wake => {
+                let s = self.conn.shared();
+                if s.buffer_full.load(Ordering::Acquire) && !self.full_announced {
+                    self.full_announced = true;
+                    cb.on_buffer_full(self.conn);
+                }
+            }
+        }
+    }
+
+    fn start_close(&mut self, frame: Option<CloseFrame>) {
+        self.local_close = true;
+        self.conn.set_state(ConnState::Closing);
+        let _ = self.ws.queue(&Message::Close(frame));
+    }
+
+    fn received(&mut self, msg: Message, cb: &mut Callbacks) {
+        let s = self.conn.shared();
+        match msg {
+            Message::Text(_) | Message::Binary(_) => {
+                s.messages_in.fetch_add(1, Ordering::Relaxed);
+                s.bytes_in.fetch_add(msg.len() as u64, Ordering::Relaxed);
+                cb.on_message(self.conn, msg);
+            }
+            Message::Ping(p) => cb.on_ping(self.conn, p),
+            Message::Pong(p) => {
+                if let Some(sent) = self.ping_sent.take() {
+                    s.rtt_us.store(
+                        sent.elapsed().as_micros().max(1) as u64,
+                        Ordering::Release,
+                    );
+                }
+                cb.on_pong(self.conn, p);
+            }
+            Message::Close(frame) => {
+                *Conn::lock(&s.close_frame) = frame;
+                self.conn.set_state(ConnState::Closing);
+            }
+        }
+    }
+
+    /// Retires messages whose bytes have all been written.
+    fn ack_written(&mut self, cb: &mut Callbacks) {
+        let written = self.ws.written_total();
+        let s = self.conn.shared();
+        while let Some((_, end)) = self.inflight.front() {
+            if *end > written {
+                break;
+            }
+            if let Some((m, _)) = self.inflight.pop_front() {
+                let len = m.len();
+                if !m.is_control() {
+                    s.messages_out.fetch_add(1, Ordering::Relaxed);
+                    s.bytes_out.fetch_add(len as u64, Ordering::Relaxed);
+                }
+                s.queue_len.fetch_sub(1, Ordering::AcqRel);
+                let left = s.queue_bytes.fetch_sub(len, Ordering::AcqRel) - len;
+                if self.full_announced && left <= s.max_send_buffer / 2 {
+                    self.full_announced = false;
+                    s.buffer_full.store(false, Ordering::Release);
+                    cb.on_buffer_drain(self.conn);
+                } else if !self.full_announced && left <= s.max_send_buffer / 2 {
+                    s.buffer_full.store(false, Ordering::Release);
+                }
+            }
+        }
+    }
+
+    /// Tries to get a queued close frame out before dropping the socket.
+    async fn flush_briefly(&mut self) {
+        let flush = std::future::poll_fn(|cx| self.ws.poll_write_buffered(cx));
+        let _ = tokio::time::timeout(Duration::from_secs(1), flush).await;
+    }
+}
