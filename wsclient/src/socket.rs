@@ -256,7 +256,7 @@ where
             .engine
             .bytes_wanted(self.read_buf.len())
             .max(self.read_hint);
-        if self.read_buf.capacity() - self.read_buf.len() < want.min(MAX_READ).max(MIN_READ) {
+        if self.read_buf.capacity() - self.read_buf.len() < want.clamp(MIN_READ, MAX_READ) {
             self.read_buf.reserve(want);
         }
         let spare = self.read_buf.capacity() - self.read_buf.len();

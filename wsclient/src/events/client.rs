@@ -154,7 +154,10 @@ impl Client {
 
     /// Runs before every attempt and may change the URL and headers (a
     /// fresh token, a re-signed URL).
-    pub fn before_connect(&mut self, f: impl Fn(&mut ConnectOptions) + Send + Sync + 'static) -> &mut Self {
+    pub fn before_connect(
+        &mut self,
+        f: impl Fn(&mut ConnectOptions) + Send + Sync + 'static,
+    ) -> &mut Self {
         self.settings.before_connect = Some(Arc::new(f));
         self
     }
@@ -173,7 +176,10 @@ impl Client {
 
     /// The handshake completed, with the server's response
     /// (`onWebSocketConnect`).
-    pub fn on_websocket_connect(&mut self, f: impl FnMut(&Conn, &Response) + Send + 'static) -> &mut Self {
+    pub fn on_websocket_connect(
+        &mut self,
+        f: impl FnMut(&Conn, &Response) + Send + 'static,
+    ) -> &mut Self {
         self.callbacks.on_websocket_connect = Some(Box::new(f));
         self
     }
@@ -221,13 +227,19 @@ impl Client {
     }
 
     /// A reconnect attempt will start after a delay.
-    pub fn on_reconnect(&mut self, f: impl FnMut(&Conn, u32, Duration) + Send + 'static) -> &mut Self {
+    pub fn on_reconnect(
+        &mut self,
+        f: impl FnMut(&Conn, u32, Duration) + Send + 'static,
+    ) -> &mut Self {
         self.callbacks.on_reconnect = Some(Box::new(f));
         self
     }
 
     /// Messages that could not be delivered come back here.
-    pub fn on_undelivered(&mut self, f: impl FnMut(&Conn, Vec<Message>) + Send + 'static) -> &mut Self {
+    pub fn on_undelivered(
+        &mut self,
+        f: impl FnMut(&Conn, Vec<Message>) + Send + 'static,
+    ) -> &mut Self {
         self.callbacks.on_undelivered = Some(Box::new(f));
         self
     }
@@ -265,7 +277,13 @@ impl Client {
             finished_notify: Notify::new(),
         });
         let conn = Conn { shared };
-        let fut = task::run(self.options, self.settings, self.callbacks, conn.clone(), rx);
+        let fut = task::run(
+            self.options,
+            self.settings,
+            self.callbacks,
+            conn.clone(),
+            rx,
+        );
         host::spawn(conn.clone(), fut);
         conn
     }

@@ -240,7 +240,9 @@ impl Conn {
         }
         s.queue_bytes.fetch_add(len, Ordering::AcqRel);
         s.queue_len.fetch_add(1, Ordering::AcqRel);
-        if let Err(mpsc::error::SendError(Command::Send(message))) = s.tx.send(Command::Send(message)) {
+        if let Err(mpsc::error::SendError(Command::Send(message))) =
+            s.tx.send(Command::Send(message))
+        {
             s.queue_bytes.fetch_sub(len, Ordering::AcqRel);
             s.queue_len.fetch_sub(1, Ordering::AcqRel);
             return Err(SendError {

@@ -159,7 +159,10 @@ impl Handler for Callbacks {
     fn on_undelivered(&mut self, conn: &Conn, messages: Vec<Message>) {
         let has_handler = self.handler.is_some();
         if self.on_undelivered.is_none() && !has_handler {
-            tracing::warn!(count = messages.len(), "messages undelivered (no on_undelivered callback)");
+            tracing::warn!(
+                count = messages.len(),
+                "messages undelivered (no on_undelivered callback)"
+            );
             return;
         }
         match self.handler.as_mut() {

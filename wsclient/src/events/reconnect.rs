@@ -76,15 +76,23 @@ pub enum Retry {
 pub fn default_rules(outcome: &Outcome) -> Retry {
     match *outcome {
         Outcome::LocalClose => Retry::Stop("closed locally"),
-        Outcome::Closed(CloseCode::POLICY_VIOLATION) => Retry::Stop("server closed with 1008 (policy violation)"),
+        Outcome::Closed(CloseCode::POLICY_VIOLATION) => {
+            Retry::Stop("server closed with 1008 (policy violation)")
+        }
         Outcome::Closed(_) => Retry::Backoff,
-        Outcome::Refused { status: 401, .. } => Retry::Stop("handshake refused with 401 (unauthorized)"),
-        Outcome::Refused { status: 403, .. } => Retry::Stop("handshake refused with 403 (forbidden)"),
+        Outcome::Refused { status: 401, .. } => {
+            Retry::Stop("handshake refused with 401 (unauthorized)")
+        }
+        Outcome::Refused { status: 403, .. } => {
+            Retry::Stop("handshake refused with 403 (forbidden)")
+        }
         Outcome::Refused {
             status: 429 | 503,
             retry_after: Some(s),
         } => Retry::After(Duration::from_secs(s)),
-        Outcome::Refused { status, .. } if (400..500).contains(&status) && status != 408 && status != 429 => {
+        Outcome::Refused { status, .. }
+            if (400..500).contains(&status) && status != 408 && status != 429 =>
+        {
             Retry::Stop("handshake refused with a 4xx status")
         }
         Outcome::Refused { .. } => Retry::Backoff,
@@ -236,16 +244,35 @@ mod tests {
     fn default_rules_follow_the_issue() {
         let stop = |o| matches!(default_rules(&o), Retry::Stop(_));
         assert!(stop(Outcome::Closed(CloseCode(1008))));
-        assert!(stop(Outcome::Refused { status: 401, retry_after: None }));
-        assert!(stop(Outcome::Refused { status: 403, retry_after: None }));
+        assert!(stop(Outcome::Refused {
+            status: 401,
+            retry_after: None
+        }));
+        assert!(stop(Outcome::Refused {
+            status: 403,
+            retry_after: None
+        }));
         for c in [1001, 1006, 1011, 1012, 1013] {
-            assert_eq!(default_rules(&Outcome::Closed(CloseCode(c))), Retry::Backoff, "{c}");
+            assert_eq!(
+                default_rules(&Outcome::Closed(CloseCode(c))),
+                Retry::Backoff,
+                "{c}"
+            );
         }
         for s in [429, 502, 503] {
-            assert_eq!(default_rules(&Outcome::Refused { status: s, retry_after: None }), Retry::Backoff);
+            assert_eq!(
+                default_rules(&Outcome::Refused {
+                    status: s,
+                    retry_after: None
+                }),
+                Retry::Backoff
+            );
         }
         assert_eq!(
-            default_rules(&Outcome::Refused { status: 429, retry_after: Some(7) }),
+            default_rules(&Outcome::Refused {
+                status: 429,
+                retry_after: Some(7)
+            }),
             Retry::After(Duration::from_secs(7))
         );
         assert!(stop(Outcome::LocalClose));
@@ -262,7 +289,10 @@ mod tests {
         for attempt in 1..20 {
             let full = (0.1 * 2f64.powi(attempt as i32 - 1)).min(5.0);
             let d = b.delay(attempt).as_secs_f64();
-            assert!(d <= full + 1e-9 && d >= full * 0.5 - 1e-9, "attempt {attempt}: {d} vs {full}");
+            assert!(
+                d <= full + 1e-9 && d >= full * 0.5 - 1e-9,
+                "attempt {attempt}: {d} vs {full}"
+            );
         }
     }
 

@@ -37,6 +37,9 @@ struct End {
     error: Option<Error>,
     outcome: Outcome,
     opened_for: Option<Duration>,
+    /// The user closed the connection ([`Conn::close`]): it is finished,
+    /// whatever `on_close` asks.
+    finish: bool,
 }
 
 impl End {
@@ -45,6 +48,7 @@ impl End {
             outcome: Outcome::from_error(&e),
             error: Some(e),
             opened_for: None,
+            finish: false,
         }
     }
 }
@@ -86,7 +90,7 @@ pub(crate) async fn run(
         }
         attempt += 1;
         let manual = Conn::lock(&shared.reconnect_request).take();
-        let delay = if host::is_shutting_down() {
+        let delay = if host::is_shutting_down() || end.finish {
             None
         } else if let Some(d) = manual {
             Some(d)
@@ -192,12 +196,17 @@ async fn run_attempt(
         inflight: VecDeque::new(),
         paused: false,
         local_close: false,
+        user_close: false,
+        backlog: VecDeque::new(),
         ping_sent: None,
         full_announced: false,
     };
     let mut end = session.run(cb, rx, pending).await;
     end.opened_for = Some(opened.elapsed());
     // Messages not fully written go back to the front of the queue.
+    for m in session.backlog.drain(..).rev() {
+        pending.push_front(m);
+    }
     for (m, _) in session.inflight.drain(..).rev() {
         pending.push_front(m);
     }
@@ -221,6 +230,10 @@ struct Session<'a> {
     inflight: VecDeque<(Message, u64)>,
     paused: bool,
     local_close: bool,
+    user_close: bool,
+    /// Messages taken from the channel while the socket's output was too
+    /// full to take them (still counted in the queue's bytes).
+    backlog: VecDeque<Message>,
     ping_sent: Option<Instant>,
     full_announced: bool,
 }
@@ -240,10 +253,7 @@ impl Session<'_> {
             i.set_missed_tick_behavior(MissedTickBehavior::Delay);
             i
         });
-        let pong_timeout = self
-            .settings
-            .pong_timeout
-            .or(self.settings.ping_interval);
+        let pong_timeout = self.settings.pong_timeout.or(self.settings.ping_interval);
         let mut pong_deadline: Option<Pin<Box<Sleep>>> = None;
         loop {
             let event = std::future::poll_fn(|cx| {
@@ -252,10 +262,8 @@ impl Session<'_> {
                         return Poll::Ready(Event::WriteFailed(e));
                     }
                 }
-                if self.ws.output_len() < WRITE_HIGH {
-                    if let Poll::Ready(Some(cmd)) = rx.poll_recv(cx) {
-                        return Poll::Ready(Event::Command(cmd));
-                    }
+                if let Poll::Ready(Some(cmd)) = rx.poll_recv(cx) {
+                    return Poll::Ready(Event::Command(cmd));
                 }
                 if let Some(p) = ping.as_mut() {
                     if p.poll_tick(cx).is_ready() {
@@ -276,11 +284,17 @@ impl Session<'_> {
             })
             .await;
             self.ack_written(cb);
+            while self.ws.output_len() < WRITE_HIGH {
+                let Some(m) = self.backlog.pop_front() else {
+                    break;
+                };
+                self.queue(m);
+            }
             match event {
                 Event::Command(cmd) => {
                     self.command(cmd, cb);
                     // Take a batch of sends at once: one write for many.
-                    while self.ws.output_len() < WRITE_HIGH {
+                    while self.ws.output_len() < WRITE_HIGH && self.backlog.is_empty() {
                         match rx.try_recv() {
                             Ok(cmd) => self.command(cmd, cb),
                             Err(_) => break,
@@ -299,7 +313,10 @@ impl Session<'_> {
                 Event::Received(Some(Err(e))) => {
                     self.flush_briefly().await;
                     *Conn::lock(&self.conn.shared().close_code) = Some(self.ws.close_code());
-                    return End::failed(e);
+                    return End {
+                        finish: self.user_close,
+                        ..End::failed(e)
+                    };
                 }
                 Event::Received(None) => {
                     let code = self.ws.close_code();
@@ -313,6 +330,7 @@ impl Session<'_> {
                         error: None,
                         outcome,
                         opened_for: None,
+                        finish: self.user_close,
                     };
                 }
                 Event::PingDue => {
@@ -333,7 +351,10 @@ impl Session<'_> {
                 }
                 Event::WriteFailed(e) => {
                     *Conn::lock(&self.conn.shared().close_code) = Some(CloseCode::ABNORMAL);
-                    return End::failed(e);
+                    return End {
+                        finish: self.user_close,
+                        ..End::failed(e)
+                    };
                 }
             }
         }
@@ -353,8 +374,17 @@ impl Session<'_> {
 
     fn command(&mut self, cmd: Command, cb: &mut Callbacks) {
         match cmd {
-            Command::Send(m) => self.queue(m),
-            Command::Close(frame) => self.start_close(frame),
+            Command::Send(m) => {
+                if self.ws.output_len() < WRITE_HIGH && self.backlog.is_empty() {
+                    self.queue(m);
+                } else {
+                    self.backlog.push_back(m);
+                }
+            }
+            Command::Close(frame) => {
+                self.user_close = true;
+                self.start_close(frame);
+            }
             Command::Reconnect => {
                 // Only a request not yet taken counts (a stale command from
                 // an earlier attempt's on_close is ignored).
@@ -391,10 +421,8 @@ impl Session<'_> {
             Message::Ping(p) => cb.on_ping(self.conn, p),
             Message::Pong(p) => {
                 if let Some(sent) = self.ping_sent.take() {
-                    s.rtt_us.store(
-                        sent.elapsed().as_micros().max(1) as u64,
-                        Ordering::Release,
-                    );
+                    s.rtt_us
+                        .store(sent.elapsed().as_micros().max(1) as u64, Ordering::Release);
                 }
                 cb.on_pong(self.conn, p);
             }

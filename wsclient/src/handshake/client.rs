@@ -130,7 +130,11 @@ pub fn write_request(target: &Target, key: &str, opts: &RequestOptions) -> Vec<u
     put(&mut out, "Sec-WebSocket-Key", key.as_bytes());
     put(&mut out, "Sec-WebSocket-Version", b"13");
     if !opts.protocols.is_empty() && !opts.headers.contains_key(header::SEC_WEBSOCKET_PROTOCOL) {
-        put(&mut out, "Sec-WebSocket-Protocol", opts.protocols.join(", ").as_bytes());
+        put(
+            &mut out,
+            "Sec-WebSocket-Protocol",
+            opts.protocols.join(", ").as_bytes(),
+        );
     }
     if let Some(ext) = &opts.extensions {
         put(&mut out, "Sec-WebSocket-Extensions", ext.as_bytes());
@@ -253,7 +257,9 @@ pub fn check_response(
         return Err(HandshakeError::MissingConnection);
     }
     let expected = accept_key(key.as_bytes());
-    if h.get(header::SEC_WEBSOCKET_ACCEPT).map(HeaderValue::as_bytes) != Some(expected.as_bytes())
+    if h.get(header::SEC_WEBSOCKET_ACCEPT)
+        .map(HeaderValue::as_bytes)
+        != Some(expected.as_bytes())
     {
         return Err(HandshakeError::BadAccept);
     }
@@ -261,7 +267,7 @@ pub fn check_response(
         None => None,
         Some(v) => {
             let p = String::from_utf8_lossy(v.as_bytes()).trim().to_owned();
-            let offered = opts.protocols.iter().any(|o| *o == p)
+            let offered = opts.protocols.contains(&p)
                 || opts
                     .headers
                     .get_all(header::SEC_WEBSOCKET_PROTOCOL)
@@ -328,9 +334,18 @@ mod tests {
     #[test]
     fn host_header_ports() {
         assert_eq!(target("ws://example.com/").host_header(), "example.com");
-        assert_eq!(target("ws://example.com:8080/").host_header(), "example.com:8080");
-        assert_eq!(target("wss://example.com:443/").host_header(), "example.com");
-        assert_eq!(target("wss://example.com:80/").host_header(), "example.com:80");
+        assert_eq!(
+            target("ws://example.com:8080/").host_header(),
+            "example.com:8080"
+        );
+        assert_eq!(
+            target("wss://example.com:443/").host_header(),
+            "example.com"
+        );
+        assert_eq!(
+            target("wss://example.com:80/").host_header(),
+            "example.com:80"
+        );
         assert_eq!(target("ws://[::1]:9000/x").host_header(), "[::1]:9000");
         assert_eq!(target("ws://h/a/b?c=d").resource, "/a/b?c=d");
         assert_eq!(target("ws://h").resource, "/");
@@ -346,14 +361,22 @@ mod tests {
     #[test]
     fn header_crlf_refused() {
         assert!(parse_header("X-A", "ok").is_ok());
-        assert!(matches!(parse_header("X-A", "bad\r\nInjected: 1"), Err(HandshakeError::InvalidHeader { .. })));
-        assert!(matches!(parse_header("Bad Name", "v"), Err(HandshakeError::InvalidHeader { .. })));
+        assert!(matches!(
+            parse_header("X-A", "bad\r\nInjected: 1"),
+            Err(HandshakeError::InvalidHeader { .. })
+        ));
+        assert!(matches!(
+            parse_header("Bad Name", "v"),
+            Err(HandshakeError::InvalidHeader { .. })
+        ));
     }
 
     #[test]
     fn request_layout() {
-        let mut opts = RequestOptions::default();
-        opts.protocols = vec!["chat".into(), "superchat".into()];
+        let mut opts = RequestOptions {
+            protocols: vec!["chat".into(), "superchat".into()],
+            ..RequestOptions::default()
+        };
         let (n, v) = parse_header("Cookie", "a=b").unwrap();
         opts.headers.insert(n, v);
         let req = write_request(&target("ws://h:1234/p"), "KEY", &opts);
@@ -378,18 +401,28 @@ mod tests {
         let key = "dGhlIHNhbXBsZSBub25jZQ==";
         let opts = RequestOptions::default();
         assert!(check_response(&response(""), key, &opts).is_ok());
-        assert!(matches!(check_response(&response(""), "other", &opts), Err(HandshakeError::BadAccept)));
+        assert!(matches!(
+            check_response(&response(""), "other", &opts),
+            Err(HandshakeError::BadAccept)
+        ));
         assert!(matches!(
             check_response(&response("Sec-WebSocket-Protocol: x\r\n"), key, &opts),
             Err(HandshakeError::UnofferedProtocol(_))
         ));
         assert!(matches!(
-            check_response(&response("Sec-WebSocket-Extensions: permessage-deflate\r\n"), key, &opts),
+            check_response(
+                &response("Sec-WebSocket-Extensions: permessage-deflate\r\n"),
+                key,
+                &opts
+            ),
             Err(HandshakeError::UnsupportedExtension(_))
         ));
-        let mut with_proto = RequestOptions::default();
-        with_proto.protocols = vec!["x".into()];
-        let ok = check_response(&response("Sec-WebSocket-Protocol: x\r\n"), key, &with_proto).unwrap();
+        let with_proto = RequestOptions {
+            protocols: vec!["x".into()],
+            ..RequestOptions::default()
+        };
+        let ok =
+            check_response(&response("Sec-WebSocket-Protocol: x\r\n"), key, &with_proto).unwrap();
         assert_eq!(ok.protocol.as_deref(), Some("x"));
     }
 
@@ -397,14 +430,23 @@ mod tests {
     fn parse_incremental_and_limits() {
         let raw = b"HTTP/1.1 101 OK\r\nUpgrade: websocket\r\n\r\nEXTRA";
         for cut in 0..raw.len() - 5 {
-            assert!(parse_response(&raw[..cut], 1024).unwrap().is_none(), "cut {cut}");
+            assert!(
+                parse_response(&raw[..cut], 1024).unwrap().is_none(),
+                "cut {cut}"
+            );
         }
         let (_, len) = parse_response(raw, 1024).unwrap().unwrap();
         assert_eq!(&raw[len..], b"EXTRA");
         let big = vec![b'a'; 100];
-        assert!(matches!(parse_response(&big, 50), Err(HandshakeError::Malformed(_)) | Err(HandshakeError::ResponseTooLarge { .. })));
+        assert!(matches!(
+            parse_response(&big, 50),
+            Err(HandshakeError::Malformed(_)) | Err(HandshakeError::ResponseTooLarge { .. })
+        ));
         let mut long = b"HTTP/1.1 101 OK\r\nX: ".to_vec();
         long.extend(std::iter::repeat_n(b'a', 100));
-        assert!(matches!(parse_response(&long, 50), Err(HandshakeError::ResponseTooLarge { .. })));
+        assert!(matches!(
+            parse_response(&long, 50),
+            Err(HandshakeError::ResponseTooLarge { .. })
+        ));
     }
 }

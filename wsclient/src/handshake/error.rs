@@ -44,6 +44,16 @@ pub enum HandshakeError {
         /// The header's name as given.
         name: String,
     },
+    /// A `wss://` server redirected to an unencrypted `ws://` or `http://`
+    /// URL. The redirect is not followed: the request (cookies, tokens)
+    /// would go out in clear.
+    #[error("refusing to follow a redirect from wss:// to unencrypted {location}")]
+    InsecureRedirect {
+        /// The redirect's target, resolved against the URL that answered.
+        location: String,
+        /// The redirect response (status, headers, body start).
+        response: Box<Rejected>,
+    },
     /// The request (on the server side) is not a valid WebSocket upgrade.
     #[error("not a WebSocket upgrade request: {0}")]
     BadRequest(&'static str),
@@ -80,7 +90,11 @@ impl Rejected {
 
 impl std::fmt::Display for Rejected {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "server refused the upgrade: HTTP {}", self.response.status())?;
+        write!(
+            f,
+            "server refused the upgrade: HTTP {}",
+            self.response.status()
+        )?;
         let body = self.response.body();
         if !body.is_empty() {
             let text = String::from_utf8_lossy(body);

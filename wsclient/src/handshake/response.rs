@@ -62,6 +62,10 @@ impl fmt::Display for Response {
     /// The status line and headers, one per line, as received.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let text = String::from_utf8_lossy(&self.raw);
-        f.write_str(text.trim_end_matches(['\r', '\n']).replace("\r\n", "\n").as_str())
+        f.write_str(
+            text.trim_end_matches(['\r', '\n'])
+                .replace("\r\n", "\n")
+                .as_str(),
+        )
     }
 }

@@ -75,15 +75,22 @@ pub fn parse_request(buf: &[u8], max: usize) -> Result<Option<(Request, usize)>,
     {
         return Err(HandshakeError::MissingConnection);
     }
-    if h.get(header::SEC_WEBSOCKET_VERSION).map(HeaderValue::as_bytes) != Some(b"13") {
-        return Err(HandshakeError::BadRequest("Sec-WebSocket-Version is not 13"));
+    if h.get(header::SEC_WEBSOCKET_VERSION)
+        .map(HeaderValue::as_bytes)
+        != Some(b"13")
+    {
+        return Err(HandshakeError::BadRequest(
+            "Sec-WebSocket-Version is not 13",
+        ));
     }
     let key = h
         .get(header::SEC_WEBSOCKET_KEY)
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
         .filter(|k| k.len() == 24)
-        .ok_or(HandshakeError::BadRequest("missing or malformed Sec-WebSocket-Key"))?
+        .ok_or(HandshakeError::BadRequest(
+            "missing or malformed Sec-WebSocket-Key",
+        ))?
         .to_owned();
     let protocols = h
         .get_all(header::SEC_WEBSOCKET_PROTOCOL)
@@ -136,14 +143,18 @@ pub fn write_refusal(status: http::StatusCode, body: &str) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::client::{RequestOptions, Target, check_response, parse_response, write_request};
+    use super::super::client::{
+        RequestOptions, Target, check_response, parse_response, write_request,
+    };
     use super::*;
 
     #[test]
     fn client_and_server_agree() {
         let target = Target::from_url(&url::Url::parse("ws://h:9/x?y").unwrap()).unwrap();
-        let mut opts = RequestOptions::default();
-        opts.protocols = vec!["a".into(), "b".into()];
+        let opts = RequestOptions {
+            protocols: vec!["a".into(), "b".into()],
+            ..RequestOptions::default()
+        };
         let key = super::super::generate_key();
         let req = write_request(&target, &key, &opts);
         let (parsed, len) = parse_request(&req, 8192).unwrap().unwrap();
@@ -153,12 +164,18 @@ mod tests {
         assert_eq!(parsed.request.uri(), "/x?y");
         let resp = write_accept(&parsed.key, Some("b"));
         let (r, _) = parse_response(&resp, 8192).unwrap().unwrap();
-        assert_eq!(check_response(&r, &key, &opts).unwrap().protocol.as_deref(), Some("b"));
+        assert_eq!(
+            check_response(&r, &key, &opts).unwrap().protocol.as_deref(),
+            Some("b")
+        );
     }
 
     #[test]
     fn refuses_non_upgrade() {
         let req = b"GET / HTTP/1.1\r\nHost: h\r\n\r\n";
-        assert!(matches!(parse_request(req, 8192), Err(HandshakeError::MissingUpgrade)));
+        assert!(matches!(
+            parse_request(req, 8192),
+            Err(HandshakeError::MissingUpgrade)
+        ));
     }
 }

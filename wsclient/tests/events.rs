@@ -1,0 +1,451 @@
+//! The event-driven client against real servers of other implementations:
+//! callbacks in order, exactly once each; reconnects by the seed's manual
+//! call and by policy; queued messages in order, none lost; dead-peer
+//! detection (a SIGSTOPped server); buffer limits; retry rules.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use support::peers::{Peer, PeerKind, PeerOptions};
+use tokio::sync::mpsc;
+use wsclient::events::{Outcome, SendFailure};
+use wsclient::{Client, ConnectOptions, Message, ReconnectPolicy};
+
+type Log = Arc<Mutex<Vec<String>>>;
+
+fn log() -> Log {
+    Arc::new(Mutex::new(Vec::new()))
+}
+
+fn push(log: &Log, s: impl Into<String>) {
+    log.lock().unwrap().push(s.into());
+}
+
+fn snapshot(log: &Log) -> Vec<String> {
+    log.lock().unwrap().clone()
+}
+
+/// Waits (bounded) until `pred` holds for the log.
+async fn wait_for(log: &Log, what: &str, pred: impl Fn(&[String]) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if pred(&snapshot(log)) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; log: {:?}",
+            snapshot(log)
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn recording_client(url: &str, log: &Log) -> Client {
+    let mut ws = Client::new(url).unwrap();
+    let l = log.clone();
+    ws.on_connect(move |_| push(&l, "connect"));
+    let l = log.clone();
+    ws.on_websocket_connect(move |conn, resp| {
+        push(&l, format!("websocket_connect {}", resp.status().as_u16()));
+        conn.send("hello").unwrap();
+    });
+    let l = log.clone();
+    ws.on_message(move |_, m| push(&l, format!("message {m}")));
+    let l = log.clone();
+    ws.on_error(move |_, e| push(&l, format!("error {}", e.code())));
+    ws
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_scenario_reconnects_after_server_restart() {
+    for kind in PeerKind::ALL {
+        let peer = Peer::start(kind, &PeerOptions::default());
+        let port = peer.port.to_string();
+        let log = log();
+        let mut ws = recording_client(&peer.url("/echo"), &log);
+        let l = log.clone();
+        ws.on_close(move |conn| {
+            push(&l, "close");
+            // The seed's onClose: reConnect(1), here 200 ms.
+            conn.reconnect(Duration::from_millis(200));
+        });
+        let l = log.clone();
+        ws.on_reconnect(move |_, attempt, delay| {
+            push(&l, format!("reconnect {attempt} {}ms", delay.as_millis()))
+        });
+        let conn = ws.connect();
+        wait_for(&log, "first echo", |l| {
+            l.iter().any(|e| e == "message hello")
+        })
+        .await;
+        assert_eq!(
+            snapshot(&log),
+            ["connect", "websocket_connect 101", "message hello"],
+            "{kind:?}: callbacks in order, once each"
+        );
+        drop(peer);
+        wait_for(&log, "close after server loss", |l| {
+            l.iter().any(|e| e == "close")
+        })
+        .await;
+        // The server is back on the same port: the next attempts get through.
+        let peer = Peer::start_with_args(kind, &PeerOptions::default(), &["--port", &port]);
+        wait_for(&log, "second echo", |l| {
+            l.iter().filter(|e| *e == "message hello").count() == 2
+        })
+        .await;
+        let events = snapshot(&log);
+        let first_close = events.iter().position(|e| e == "close").unwrap();
+        // Loss of the server: on_error (connection lost) then on_close, then
+        // the reconnect; failed attempts while it was down each end in
+        // error + close; the last attempt connects and echoes.
+        assert!(
+            events[first_close - 1].starts_with("error "),
+            "{kind:?}: {events:?}"
+        );
+        assert!(
+            events[first_close + 1].starts_with("reconnect 1 200ms"),
+            "{kind:?}: {events:?}"
+        );
+        let tail: Vec<_> = events.iter().rev().take(3).rev().cloned().collect();
+        assert_eq!(
+            tail,
+            ["connect", "websocket_connect 101", "message hello"],
+            "{kind:?}"
+        );
+        assert!(conn.stats().reconnects >= 1);
+        conn.close();
+        tokio::time::timeout(Duration::from_secs(5), conn.finished())
+            .await
+            .unwrap_or_else(|_| {
+                // on_close asks to reconnect again after a local close too (the
+                // seed's handler always does); the user's close must still end
+                // the connection.
+                panic!(
+                    "{kind:?}: close() must finish the connection; log {:?}",
+                    snapshot(&log)
+                )
+            });
+        drop(peer);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_sent_before_handshake_arrive_in_order() {
+    let peer = Peer::start(PeerKind::Node, &PeerOptions::default());
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut ws = Client::new(&peer.url("/echo")).unwrap();
+    ws.on_message(move |_, m| {
+        let _ = tx.send(m);
+    });
+    let conn = ws.connect();
+    for i in 0..500 {
+        conn.send(format!("m{i}")).unwrap();
+    }
+    for i in 0..500 {
+        let m = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(m, Message::text(format!("m{i}")));
+    }
+    let stats = conn.stats();
+    assert_eq!(stats.messages_out, 500);
+    assert_eq!(stats.messages_in, 500);
+    assert_eq!(stats.queue_len, 0);
+    conn.close();
+    tokio::time::timeout(Duration::from_secs(5), conn.finished())
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_server_is_detected_by_ping_timeout() {
+    let peer = Peer::start(PeerKind::Python, &PeerOptions::default());
+    let log = log();
+    let mut ws = Client::new(&peer.url("/silent")).unwrap();
+    ws.ping_interval(Duration::from_millis(200));
+    ws.pong_timeout(Duration::from_millis(300));
+    let l = log.clone();
+    ws.on_error(move |_, e| push(&l, format!("error {}", e.code())));
+    let l = log.clone();
+    ws.on_close(move |_| push(&l, "close"));
+    let start = Instant::now();
+    let conn = ws.connect();
+    tokio::time::timeout(Duration::from_secs(5), conn.finished())
+        .await
+        .unwrap();
+    let took = start.elapsed();
+    assert_eq!(snapshot(&log), ["error 14", "close"]);
+    // ping_interval + pong_timeout = 500 ms; loose bounds for a busy box.
+    assert!(took >= Duration::from_millis(450), "{took:?}");
+    assert!(took < Duration::from_secs(4), "{took:?}");
+    assert_eq!(conn.close_code(), Some(wsclient::CloseCode::ABNORMAL));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopped_server_process_is_detected() {
+    let peer = Peer::start(PeerKind::Node, &PeerOptions::default());
+    let log = log();
+    let mut ws = Client::new(&peer.url("/echo")).unwrap();
+    ws.ping_interval(Duration::from_millis(200));
+    ws.pong_timeout(Duration::from_millis(400));
+    let l = log.clone();
+    ws.on_pong(move |_, _| push(&l, "pong"));
+    let l = log.clone();
+    ws.on_error(move |_, e| push(&l, format!("error {}", e.code())));
+    let conn = ws.connect();
+    wait_for(&log, "a pong while the server runs", |l| {
+        l.iter().any(|e| e == "pong")
+    })
+    .await;
+    assert!(conn.stats().rtt.is_some());
+    // Half-open: the process is frozen, TCP stays up, nothing answers.
+    let status = std::process::Command::new("kill")
+        .args(["-STOP", &peer.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let stopped = Instant::now();
+    tokio::time::timeout(Duration::from_secs(5), conn.finished())
+        .await
+        .unwrap();
+    let _ = std::process::Command::new("kill")
+        .args(["-CONT", &peer.pid().to_string()])
+        .status();
+    assert!(
+        snapshot(&log).contains(&"error 14".to_string()),
+        "{:?}",
+        snapshot(&log)
+    );
+    assert!(stopped.elapsed() < Duration::from_secs(3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backoff_policy_with_attempt_limit_against_refused_port() {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    drop(l);
+    let log = log();
+    let mut ws = Client::new(&format!("ws://127.0.0.1:{port}/")).unwrap();
+    ws.reconnect_policy(
+        ReconnectPolicy::exponential(Duration::from_millis(20), Duration::from_millis(200))
+            .max_attempts(4),
+    );
+    let l = log.clone();
+    ws.on_reconnect(move |_, attempt, delay| {
+        push(&l, format!("reconnect {attempt} {}", delay.as_millis()))
+    });
+    let l = log.clone();
+    ws.on_error(move |_, e| push(&l, format!("error {}", e.code())));
+    let l = log.clone();
+    ws.on_close(move |_| push(&l, "close"));
+    let conn = ws.connect();
+    tokio::time::timeout(Duration::from_secs(5), conn.finished())
+        .await
+        .unwrap();
+    let events = snapshot(&log);
+    // 1 first attempt + 4 retries, each refused (error 3) then closed.
+    assert_eq!(
+        events.iter().filter(|e| *e == "error 3").count(),
+        5,
+        "{events:?}"
+    );
+    assert_eq!(
+        events.iter().filter(|e| *e == "close").count(),
+        5,
+        "{events:?}"
+    );
+    let delays: Vec<u128> = events
+        .iter()
+        .filter_map(|e| e.strip_prefix("reconnect "))
+        .map(|e| e.split(' ').nth(1).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(delays.len(), 4);
+    // Exponential with 50% jitter: attempt n lies in [full/2, full].
+    for (i, d) in delays.iter().enumerate() {
+        let full = (20u128 << i).min(200);
+        assert!(
+            *d >= full / 2 && *d <= full,
+            "attempt {}: {d} not in [{}, {full}]",
+            i + 1,
+            full / 2
+        );
+    }
+    assert_eq!(
+        conn.stop_reason().as_deref(),
+        Some("reconnect attempts exhausted")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_rules_stop_on_403_and_honour_retry_after() {
+    let peer = Peer::start(PeerKind::Python, &PeerOptions::default());
+    let mut ws = Client::new(&peer.url("/reject?status=403")).unwrap();
+    ws.reconnect_policy(ReconnectPolicy::fixed(Duration::from_millis(10)));
+    let conn = ws.connect();
+    tokio::time::timeout(Duration::from_secs(5), conn.finished())
+        .await
+        .unwrap();
+    assert_eq!(conn.stats().reconnects, 0);
+    assert!(conn.stop_reason().unwrap().contains("403"));
+
+    let log = log();
+    let mut ws = Client::new(&peer.url("/reject?status=429&retry_after=1")).unwrap();
+    ws.reconnect_policy(ReconnectPolicy::fixed(Duration::from_millis(10)).max_attempts(1));
+    let l = log.clone();
+    ws.on_reconnect(move |_, _, delay| push(&l, format!("{}", delay.as_millis())));
+    let conn = ws.connect();
+    tokio::time::timeout(Duration::from_secs(5), conn.finished())
+        .await
+        .unwrap();
+    assert_eq!(snapshot(&log), ["1000"], "Retry-After: 1 gives a 1 s delay");
+    // The outcome type the rules see.
+    assert_eq!(
+        wsclient::events::reconnect::default_rules(&Outcome::Refused {
+            status: 403,
+            retry_after: None
+        }),
+        wsclient::events::Retry::Stop("handshake refused with 403 (forbidden)")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_queue_is_bounded_and_reports_full_and_drain() {
+    let peer = Peer::start(PeerKind::Python, &PeerOptions::default());
+    let log = log();
+    let mut ws = Client::new(&peer.url("/silent")).unwrap();
+    ws.max_send_buffer(256 << 10);
+    let l = log.clone();
+    ws.on_buffer_full(move |_| push(&l, "full"));
+    let l = log.clone();
+    ws.on_undelivered(move |_, msgs| push(&l, format!("undelivered {}", msgs.len())));
+    let (up_tx, mut up_rx) = mpsc::unbounded_channel();
+    ws.on_websocket_connect(move |_, _| {
+        let _ = up_tx.send(());
+    });
+    let conn = ws.connect();
+    tokio::time::timeout(Duration::from_secs(5), up_rx.recv())
+        .await
+        .unwrap();
+    // The server never reads: kernel buffers fill, then our queue.
+    let chunk = vec![0u8; 64 << 10];
+    let mut accepted = 0usize;
+    let refused = loop {
+        match conn.send_binary(chunk.clone()) {
+            Ok(()) => accepted += 1,
+            Err(e) => break e,
+        }
+        tokio::task::yield_now().await;
+        assert!(
+            accepted < 10_000,
+            "the queue never filled: unbounded buffering"
+        );
+    };
+    assert_eq!(refused.reason, SendFailure::BufferFull);
+    assert_eq!(
+        refused.message.len(),
+        64 << 10,
+        "the refused message comes back"
+    );
+    wait_for(&log, "on_buffer_full", |l| l.iter().any(|e| e == "full")).await;
+    assert!(conn.stats().queue_bytes <= 256 << 10);
+    // Closing with messages still queued hands them back: none vanish.
+    conn.close();
+    tokio::time::timeout(Duration::from_secs(8), conn.finished())
+        .await
+        .unwrap();
+    let events = snapshot(&log);
+    let undelivered: usize = events
+        .iter()
+        .filter_map(|e| e.strip_prefix("undelivered "))
+        .map(|n| n.parse::<usize>().unwrap())
+        .sum();
+    let sent = conn.stats().messages_out as usize;
+    assert_eq!(
+        sent + undelivered,
+        accepted,
+        "every accepted message is sent or given back: {events:?}"
+    );
+    let late = conn.send("late").unwrap_err();
+    assert_eq!(late.reason, SendFailure::Closed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_survives_reconnect_and_before_connect_refreshes_url() {
+    let peer = Peer::start(PeerKind::Node, &PeerOptions::default());
+    let good = peer.url("/echo?token=2");
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!(
+            "ws://127.0.0.1:{}/echo?token=1",
+            l.local_addr().unwrap().port()
+        )
+    };
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut ws = Client::with_options(ConnectOptions::new(&dead)).unwrap();
+    let attempts = Arc::new(Mutex::new(0));
+    let a = attempts.clone();
+    // A fresh URL (token) for every attempt after the first.
+    ws.before_connect(move |opts| {
+        let mut n = a.lock().unwrap();
+        *n += 1;
+        if *n > 1 {
+            opts.set_url(good.clone());
+        }
+    });
+    ws.reconnect_policy(ReconnectPolicy::fixed(Duration::from_millis(50)));
+    ws.on_message(move |_, m| {
+        let _ = tx.send(m);
+    });
+    let conn = ws.connect();
+    // Sent while the first attempt fails: kept and delivered in order later.
+    for i in 0..20 {
+        conn.send(format!("q{i}")).unwrap();
+    }
+    for i in 0..20 {
+        let m = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(m, Message::text(format!("q{i}")));
+    }
+    assert!(conn.url().ends_with("token=2"));
+    assert!(*attempts.lock().unwrap() >= 2);
+    conn.close();
+    tokio::time::timeout(Duration::from_secs(5), conn.finished())
+        .await
+        .unwrap();
+}
+
+struct Counter {
+    seen: Arc<Mutex<Vec<String>>>,
+}
+
+impl wsclient::Handler for Counter {
+    fn on_websocket_connect(&mut self, conn: &wsclient::Conn, _: &wsclient::Response) {
+        conn.send("via handler").unwrap();
+    }
+    fn on_message(&mut self, conn: &wsclient::Conn, m: Message) {
+        self.seen.lock().unwrap().push(m.to_string());
+        conn.close();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handler_trait_and_binary_send_type() {
+    let peer = Peer::start(PeerKind::Python, &PeerOptions::default());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let mut ws = Client::new(&peer.url("/echo")).unwrap();
+    ws.send_type(wsclient::SendType::Binary);
+    ws.handler(Counter { seen: seen.clone() });
+    let conn = ws.connect();
+    tokio::time::timeout(Duration::from_secs(5), conn.finished())
+        .await
+        .unwrap();
+    // ARRAYBUFFER: the string went as a binary frame and came back binary.
+    assert_eq!(*seen.lock().unwrap(), ["<11 bytes binary>"]);
+}
