@@ -7,6 +7,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 use super::{HandshakeError, accept_key, header_has_token};
+use crate::proto::deflate::{self, DeflateConfig, Negotiated};
 
 /// Where the request goes: the parts of a `ws://` or `wss://` URL that the
 /// handshake needs.
@@ -103,6 +104,10 @@ pub struct RequestOptions {
     pub protocols: Vec<String>,
     /// The `Sec-WebSocket-Extensions` offer, if any.
     pub extensions: Option<String>,
+    /// permessage-deflate offers (RFC 7692), in preference order; empty for
+    /// none. Written before [`RequestOptions::extensions`], and the server's
+    /// answer is checked against them.
+    pub deflate: Vec<DeflateConfig>,
 }
 
 /// Headers the handshake itself writes; user values for them are ignored
@@ -136,7 +141,14 @@ pub fn write_request(target: &Target, key: &str, opts: &RequestOptions) -> Vec<u
             opts.protocols.join(", ").as_bytes(),
         );
     }
+    let mut offers = (!opts.deflate.is_empty()).then(|| deflate::offer(&opts.deflate));
     if let Some(ext) = &opts.extensions {
+        offers = Some(match offers {
+            Some(d) => format!("{d}, {ext}"),
+            None => ext.clone(),
+        });
+    }
+    if let Some(ext) = &offers {
         put(&mut out, "Sec-WebSocket-Extensions", ext.as_bytes());
     }
     for (name, value) in &opts.headers {
@@ -228,12 +240,17 @@ pub struct Accepted {
     /// The subprotocol the server selected (one of those offered).
     pub protocol: Option<String>,
     /// The server's `Sec-WebSocket-Extensions`, if any; the caller checks it
-    /// against its offer.
+    /// against its offer (permessage-deflate is checked already).
     pub extensions: Option<String>,
+    /// permessage-deflate, when offered and accepted: the agreed parameters
+    /// and the configuration whose offer the server took.
+    pub deflate: Option<Negotiated>,
 }
 
 /// Checks a `101` response against the request: `Upgrade`, `Connection`,
-/// `Sec-WebSocket-Accept`, the subprotocol (must be one offered).
+/// `Sec-WebSocket-Accept`, the subprotocol (must be one offered), the
+/// extensions (none unless offered; with permessage-deflate offers, exactly
+/// a permessage-deflate answer that matches one of them).
 ///
 /// # Errors
 /// The [`HandshakeError`] naming the first check that failed.
@@ -288,14 +305,24 @@ pub fn check_response(
         .filter(|v| !v.is_empty())
         .collect();
     let extensions = (!extensions.is_empty()).then(|| extensions.join(", "));
+    let mut negotiated = None;
     if let Some(ext) = &extensions {
-        if opts.extensions.is_none() {
+        if !opts.deflate.is_empty() {
+            match deflate::negotiate_client(&opts.deflate, ext) {
+                Ok(n) => negotiated = Some(n),
+                Err(e) => {
+                    tracing::debug!(response = %ext, error = %e, "permessage-deflate answer refused");
+                    return Err(HandshakeError::UnsupportedExtension(ext.clone()));
+                }
+            }
+        } else if opts.extensions.is_none() {
             return Err(HandshakeError::UnsupportedExtension(ext.clone()));
         }
     }
     Ok(Accepted {
         protocol,
         extensions,
+        deflate: negotiated,
     })
 }
 
@@ -424,6 +451,73 @@ mod tests {
         let ok =
             check_response(&response("Sec-WebSocket-Protocol: x\r\n"), key, &with_proto).unwrap();
         assert_eq!(ok.protocol.as_deref(), Some("x"));
+    }
+
+    #[test]
+    fn deflate_offer_and_answers() {
+        let key = "dGhlIHNhbXBsZSBub25jZQ==";
+        let mut opts = RequestOptions::default();
+        opts.deflate = vec![
+            DeflateConfig::default().server_no_context_takeover(true),
+            DeflateConfig::default(),
+        ];
+        let req = String::from_utf8(write_request(&target("ws://h/"), key, &opts)).unwrap();
+        assert!(req.contains(
+            "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits; server_no_context_takeover, permessage-deflate; client_max_window_bits\r\n"
+        ));
+        let ok = check_response(
+            &response(
+                "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover\r\n",
+            ),
+            key,
+            &opts,
+        )
+        .unwrap();
+        let n = ok.deflate.unwrap();
+        assert!(n.params.server_no_context_takeover);
+        assert!(n.config.server_no_context_takeover);
+        let ok = check_response(
+            &response("Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits=9\r\n"),
+            key,
+            &opts,
+        )
+        .unwrap();
+        assert_eq!(ok.deflate.unwrap().params.client_max_window_bits, 9);
+        assert!(
+            check_response(&response(""), key, &opts)
+                .unwrap()
+                .deflate
+                .is_none()
+        );
+        for bad in [
+            "permessage-deflate; bogus",
+            "permessage-deflate; client_max_window_bits",
+            "permessage-deflate, permessage-deflate",
+            "x-other",
+        ] {
+            assert!(
+                matches!(
+                    check_response(
+                        &response(&format!("Sec-WebSocket-Extensions: {bad}\r\n")),
+                        key,
+                        &opts
+                    ),
+                    Err(HandshakeError::UnsupportedExtension(_))
+                ),
+                "{bad}"
+            );
+        }
+        // Two header lines are one list: two answers.
+        assert!(matches!(
+            check_response(
+                &response(
+                    "Sec-WebSocket-Extensions: permessage-deflate\r\nSec-WebSocket-Extensions: permessage-deflate\r\n"
+                ),
+                key,
+                &opts
+            ),
+            Err(HandshakeError::UnsupportedExtension(_))
+        ));
     }
 
     #[test]

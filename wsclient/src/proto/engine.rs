@@ -288,7 +288,8 @@ impl Engine {
         // RSV1 marks a compressed message: only with permessage-deflate, only
         // on a message's first frame (never on continuations or control
         // frames).
-        if h.rsv1 && (self.deflate.is_none() || !matches!(h.opcode, OpCode::Text | OpCode::Binary)) {
+        if h.rsv1 && (self.deflate.is_none() || !matches!(h.opcode, OpCode::Text | OpCode::Binary))
+        {
             return Err(ProtocolError::ReservedBits);
         }
         match (self.role, h.mask.is_some()) {
@@ -353,7 +354,10 @@ impl Engine {
     /// invalid text fails on its first bad byte, not when the frame ends.
     fn check_partial_text(&mut self, buf: &BytesMut) -> Result<(), ProtocolError> {
         // Compressed payloads are checked once inflated.
-        if self.incoming.is_some_and(|inc| self.is_compressed(&inc.header)) {
+        if self
+            .incoming
+            .is_some_and(|inc| self.is_compressed(&inc.header))
+        {
             return Ok(());
         }
         let Some(inc) = self.incoming.as_mut() else {
@@ -411,7 +415,9 @@ impl Engine {
                 let text = self.in_text(h.opcode);
                 if text {
                     let rest = &payload[inc.checked.min(payload.len())..];
-                    self.utf8.feed(rest).map_err(|_| ProtocolError::InvalidUtf8)?;
+                    self.utf8
+                        .feed(rest)
+                        .map_err(|_| ProtocolError::InvalidUtf8)?;
                 }
                 if h.opcode != OpCode::Continuation && h.fin {
                     // The common case: a whole message in one frame, handed
@@ -605,10 +611,14 @@ impl Engine {
                 }
             }
             (OpCode::Continuation, None) => {
-                return Err(SendError::FragmentOrder("continuation without a first fragment"));
+                return Err(SendError::FragmentOrder(
+                    "continuation without a first fragment",
+                ));
             }
             (OpCode::Text | OpCode::Binary, Some(_)) => {
-                return Err(SendError::FragmentOrder("previous fragmented message not finished"));
+                return Err(SendError::FragmentOrder(
+                    "previous fragmented message not finished",
+                ));
             }
             _ => return Err(SendError::FragmentOrder("control frames are not fragments")),
         }

@@ -8,10 +8,12 @@
 //! - [`mask`]: the masking kernel.
 //! - [`utf8`]: incremental UTF-8 validation.
 //! - [`close`]: close codes and close payloads.
+//! - [`deflate`]: permessage-deflate (RFC 7692) negotiation and codec.
 //! - [`engine`]: the connection state machine that ties them together.
 //! - [`error`]: what can go wrong, and the close code for each.
 
 pub mod close;
+pub mod deflate;
 pub mod engine;
 pub mod error;
 pub mod frame;
@@ -22,6 +24,7 @@ pub mod utf8;
 mod tests;
 
 pub use close::{CloseCode, CloseFrame};
+pub use deflate::{DeflateConfig, DeflateParams, PerMessageDeflate};
 pub use engine::{Config, Engine, Role, State};
 pub use error::{ProtocolError, SendError};
 pub use frame::{FrameHeader, OpCode};
