@@ -1,10 +1,12 @@
 //! Connecting: [`ConnectOptions`] (the builder) and [`connect`].
 //!
-//! Owns the road from a URL to an open [`WebSocket`]: TCP (or TLS over
-//! TCP), then the upgrade request and the checks on its response, each
-//! phase with its own timeout. The options are kept whole so that the
-//! event-driven client can connect again with the same settings.
+//! Owns the road from a URL to an open [`WebSocket`]: TCP (through a proxy
+//! tunnel if one is set), TLS for `wss://`, then the upgrade request and the
+//! checks on its response, following redirects when allowed, each phase with
+//! its own timeout. The options are kept whole so that the event-driven
+//! client can connect again with the same settings.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -17,9 +19,10 @@ use crate::handshake::client::{self as hs, RequestOptions, Target};
 use crate::handshake::{self, HandshakeError, Response};
 use crate::proto::{Config, Engine, Role};
 use crate::socket::{SocketConfig, WebSocket};
+use crate::transport::MaybeTlsStream;
+use crate::transport::proxy::{self, ProxyConfig, ProxyScheme};
 use crate::transport::tcp::{self, TcpOptions};
 use crate::transport::tls::{self, TlsOptions};
-use crate::transport::MaybeTlsStream;
 
 /// Everything about how to connect: URL, handshake headers, limits,
 /// timeouts, TLS. Cheap to clone; reused for every reconnect.
@@ -44,7 +47,10 @@ pub struct ConnectOptions {
     invalid_header: Option<String>,
     tcp: TcpOptions,
     tls: TlsOptions,
+    proxy: ProxyConfig,
+    proxy_timeout: Duration,
     handshake_timeout: Duration,
+    max_redirects: u32,
     max_response_head: usize,
     config: Config,
     socket: SocketConfig,
@@ -59,7 +65,10 @@ impl ConnectOptions {
             invalid_header: None,
             tcp: TcpOptions::default(),
             tls: TlsOptions::default(),
+            proxy: ProxyConfig::Direct,
+            proxy_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(10),
+            max_redirects: 0,
             max_response_head: handshake::DEFAULT_MAX_RESPONSE_HEAD,
             config: Config::default(),
             socket: SocketConfig::default(),
@@ -208,6 +217,86 @@ impl ConnectOptions {
         self
     }
 
+    /// A client certificate chain and its private key (PEM files), sent
+    /// when the server asks for one (mutual TLS).
+    #[must_use]
+    pub fn client_cert(
+        mut self,
+        cert: impl Into<std::path::PathBuf>,
+        key: impl Into<std::path::PathBuf>,
+    ) -> Self {
+        self.tls.client_cert = Some((cert.into(), key.into()));
+        self
+    }
+
+    /// Connects through this proxy: `http://[user:pass@]host:port` (HTTP
+    /// `CONNECT`, Basic proxy authentication), `socks5://...` (SOCKS5, host
+    /// names resolved here) or `socks5h://...` (resolved by the proxy). A
+    /// bad URL fails [`ConnectOptions::connect`] with [`Error::Proxy`].
+    /// `wss://` runs TLS end to end through the tunnel.
+    #[must_use]
+    pub fn proxy(mut self, url: &str) -> Self {
+        self.proxy = ProxyConfig::Url(url.to_owned());
+        self
+    }
+
+    /// Takes the proxy from the environment at every connect:
+    /// `HTTPS_PROXY` for `wss://`, `HTTP_PROXY` for `ws://`, `ALL_PROXY`
+    /// otherwise, unless `NO_PROXY` lists the host (lower-case names too;
+    /// see [`proxy::from_vars`]). Without this call the environment is not
+    /// read.
+    #[must_use]
+    pub fn proxy_from_env(mut self) -> Self {
+        self.proxy = ProxyConfig::Env;
+        self
+    }
+
+    /// Connects directly, without any proxy (the default).
+    #[must_use]
+    pub fn no_proxy(mut self) -> Self {
+        self.proxy = ProxyConfig::Direct;
+        self
+    }
+
+    /// The proxy setting.
+    #[must_use]
+    pub fn proxy_config(&self) -> &ProxyConfig {
+        &self.proxy
+    }
+
+    /// Limit on the negotiation with the proxy, once connected to it
+    /// (default 10 s).
+    #[must_use]
+    pub fn proxy_timeout(mut self, t: Duration) -> Self {
+        self.proxy_timeout = t;
+        self
+    }
+
+    /// Follows up to `n` redirects (301, 302, 303, 307, 308) of the upgrade
+    /// request (default 0: a redirect is an [`Error::Handshake`] rejection
+    /// like any other non-101 answer, as it is past the limit). A relative
+    /// `Location` is resolved against the URL that answered; a redirect from
+    /// `wss://` to `ws://` is never followed
+    /// ([`HandshakeError::InsecureRedirect`]). `Authorization`, `Cookie`
+    /// and `Host` headers set here are sent only to the original URL's
+    /// origin.
+    #[must_use]
+    pub fn max_redirects(mut self, n: u32) -> Self {
+        self.max_redirects = n;
+        self
+    }
+
+    /// Uses these addresses for `host` instead of DNS (like curl's
+    /// `--resolve`); they are raced Happy Eyeballs style like DNS answers.
+    #[must_use]
+    pub fn resolve(mut self, host: &str, addrs: &[IpAddr]) -> Self {
+        self.tcp
+            .resolve
+            .retain(|(h, _)| !h.eq_ignore_ascii_case(host));
+        self.tcp.resolve.push((host.to_owned(), addrs.to_vec()));
+        self
+    }
+
     /// Socket-level settings (close timeout, write buffer).
     #[must_use]
     pub fn socket_config(mut self, c: SocketConfig) -> Self {
@@ -220,20 +309,58 @@ impl ConnectOptions {
     /// # Errors
     /// [`Error::Url`] for an unusable URL.
     pub fn target(&self) -> Result<Target, Error> {
-        let url = url::Url::parse(&self.url).map_err(hs::UrlError::from)?;
-        Ok(Target::from_url(&url)?)
+        Ok(Target::from_url(&self.parsed_url()?)?)
     }
 
-    /// Opens the transport: TCP, then TLS for `wss://`.
+    fn parsed_url(&self) -> Result<url::Url, Error> {
+        Ok(url::Url::parse(&self.url).map_err(hs::UrlError::from)?)
+    }
+
+    fn check_headers(&self) -> Result<(), Error> {
+        match &self.invalid_header {
+            Some(name) => Err(HandshakeError::InvalidHeader { name: name.clone() }.into()),
+            None => Ok(()),
+        }
+    }
+
+    /// Opens the transport: TCP (through the proxy, if any), then TLS for
+    /// `wss://`.
     ///
     /// # Errors
-    /// DNS, TCP, TLS errors and their timeouts.
+    /// DNS, TCP, proxy, TLS errors and their timeouts.
     pub async fn connect_transport(&self) -> Result<MaybeTlsStream, Error> {
-        if let Some(name) = &self.invalid_header {
-            return Err(HandshakeError::InvalidHeader { name: name.clone() }.into());
-        }
+        self.check_headers()?;
         let target = self.target()?;
-        let tcp = tcp::connect(&target.host, target.port, &self.tcp).await?;
+        self.transport_to(&target).await
+    }
+
+    async fn transport_to(&self, target: &Target) -> Result<MaybeTlsStream, Error> {
+        let via = self
+            .proxy
+            .proxy_for(target.tls, &target.host, target.port)?;
+        let tcp = match via {
+            None => tcp::connect(&target.host, target.port, &self.tcp).await?,
+            Some(proxy) => {
+                // socks5:// resolves here, the others let the proxy resolve.
+                let host = if proxy.scheme == ProxyScheme::Socks5 {
+                    let addrs = tcp::resolve(&target.host, target.port, &self.tcp).await?;
+                    Cow::Owned(addrs[0].ip().to_string())
+                } else {
+                    Cow::Borrowed(target.host.as_str())
+                };
+                let mut tcp = tcp::connect(&proxy.host, proxy.port, &self.tcp).await?;
+                tokio::time::timeout(
+                    self.proxy_timeout,
+                    proxy::tunnel(&mut tcp, &proxy, &host, target.port),
+                )
+                .await
+                .map_err(|_| Error::Timeout {
+                    phase: Phase::Proxy,
+                    after: self.proxy_timeout,
+                })??;
+                tcp
+            }
+        };
         if !target.tls {
             return Ok(MaybeTlsStream::Plain(tcp));
         }
@@ -250,21 +377,73 @@ impl ConnectOptions {
         Ok(MaybeTlsStream::Tls(Box::new(tls)))
     }
 
-    /// Runs the WebSocket upgrade over an open transport.
+    /// The request options for `url`: the configured ones, less the
+    /// credentials and `Host` when `url` is not on the original origin,
+    /// plus `Authorization: Basic` from the URL's `user:password@` (unless
+    /// an `Authorization` header is set).
+    fn request_for(&self, url: &url::Url, same_origin: bool) -> Cow<'_, RequestOptions> {
+        let mut request = Cow::Borrowed(&self.request);
+        if !same_origin {
+            let r = request.to_mut();
+            for name in [
+                http::header::AUTHORIZATION,
+                http::header::COOKIE,
+                http::header::HOST,
+            ] {
+                r.headers.remove(name);
+            }
+        }
+        if (!url.username().is_empty() || url.password().is_some())
+            && !request.headers.contains_key(http::header::AUTHORIZATION)
+        {
+            let user = proxy::percent_decode(url.username());
+            let pass = proxy::percent_decode(url.password().unwrap_or(""));
+            let token = base64::Engine::encode(
+                &base64::engine::general_purpose::STANDARD,
+                format!("{user}:{pass}"),
+            );
+            if let Ok(v) = HeaderValue::try_from(format!("Basic {token}")) {
+                request
+                    .to_mut()
+                    .headers
+                    .insert(http::header::AUTHORIZATION, v);
+            }
+        }
+        request
+    }
+
+    /// Runs the WebSocket upgrade over an open transport. Redirects cannot
+    /// be followed here (they need a new connection): use
+    /// [`ConnectOptions::connect`] for that.
     ///
     /// # Errors
     /// [`Error::Handshake`] (refused, invalid), a handshake
     /// [`Error::Timeout`], transport errors.
-    pub async fn handshake<S>(&self, mut io: S) -> Result<(WebSocket<S>, Response), Error>
+    pub async fn handshake<S>(&self, io: S) -> Result<(WebSocket<S>, Response), Error>
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        let target = self.target()?;
+        self.check_headers()?;
+        let url = self.parsed_url()?;
+        let target = Target::from_url(&url)?;
+        self.handshake_at(io, &target, &self.request_for(&url, true))
+            .await
+    }
+
+    async fn handshake_at<S>(
+        &self,
+        mut io: S,
+        target: &Target,
+        request: &RequestOptions,
+    ) -> Result<(WebSocket<S>, Response), Error>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
         let fut = async {
             let key = handshake::generate_key();
-            let request = hs::write_request(&target, &key, &self.request);
-            io.write_all(&request).await?;
-            io.flush().await?;
+            let bytes = hs::write_request(target, &key, request);
+            io.write_all(&bytes).await.map_err(transport_error)?;
+            io.flush().await.map_err(transport_error)?;
             let mut buf = BytesMut::with_capacity(1024);
             let (response, head_len) = loop {
                 if let Some(done) = hs::parse_response(&buf, self.max_response_head)? {
@@ -273,7 +452,7 @@ impl ConnectOptions {
                 if buf.len() == buf.capacity() {
                     buf.reserve(buf.capacity());
                 }
-                if io.read_buf(&mut buf).await? == 0 {
+                if io.read_buf(&mut buf).await.map_err(transport_error)? == 0 {
                     return Err(Error::Handshake(HandshakeError::Incomplete));
                 }
             };
@@ -282,7 +461,7 @@ impl ConnectOptions {
                 let body = read_body_start(&mut io, buf, hs::rejected_body_len(&response)).await;
                 return Err(hs::rejected(response, body).into());
             }
-            hs::check_response(&response, &key, &self.request)?;
+            hs::check_response(&response, &key, request)?;
             let engine = Engine::new(Role::Client, self.config.clone());
             let ws = WebSocket::from_parts(io, engine, self.socket.clone(), buf);
             Ok((ws, Response::new(response, head)))
@@ -295,20 +474,92 @@ impl ConnectOptions {
             })?
     }
 
-    /// Connects: transport, then handshake.
+    /// Connects: transport, then handshake, following redirects up to
+    /// [`ConnectOptions::max_redirects`].
     ///
     /// # Errors
     /// Any [`Error`] of the phases, each telling which phase failed.
     pub async fn connect(&self) -> Result<(WebSocket<MaybeTlsStream>, Response), Error> {
-        let io = self.connect_transport().await?;
-        self.handshake(io).await
+        self.check_headers()?;
+        let first = self.parsed_url()?;
+        let mut url = first.clone();
+        let mut redirects = 0;
+        loop {
+            let target = Target::from_url(&url)?;
+            let request = self.request_for(&url, first.origin() == url.origin());
+            let io = self.transport_to(&target).await?;
+            let rejected = match self.handshake_at(io, &target, &request).await {
+                Err(Error::Handshake(HandshakeError::Rejected(r)))
+                    if redirects < self.max_redirects && is_redirect(r.status()) =>
+                {
+                    r
+                }
+                other => return other,
+            };
+            let Some(next) = redirect_location(&url, &rejected) else {
+                return Err(HandshakeError::Rejected(rejected).into());
+            };
+            if target.tls && matches!(next.scheme(), "ws" | "http") {
+                return Err(HandshakeError::InsecureRedirect {
+                    location: next.into(),
+                    response: rejected,
+                }
+                .into());
+            }
+            tracing::debug!(from = %url, to = %next, status = %rejected.status(), "following redirect");
+            url = next;
+            redirects += 1;
+        }
     }
+}
+
+/// An I/O error of the handshake: a TLS failure that surfaced on a read or
+/// write (a client certificate refused under TLS 1.3, where the server
+/// decides after the client's handshake is done) is a TLS error; the
+/// connection closing or reset (a TLS server may drop it without an alert)
+/// is [`HandshakeError::Incomplete`]; anything else is [`Error::Io`].
+fn transport_error(e: std::io::Error) -> Error {
+    use std::io::ErrorKind;
+    match tls::TlsError::from_io(e) {
+        Ok(tls) => Error::Tls(tls),
+        Err(e) => match e.kind() {
+            ErrorKind::UnexpectedEof
+            | ErrorKind::ConnectionReset
+            | ErrorKind::ConnectionAborted
+            | ErrorKind::BrokenPipe => Error::Handshake(HandshakeError::Incomplete),
+            _ => Error::Io(e),
+        },
+    }
+}
+
+/// The statuses that redirect a WebSocket upgrade.
+fn is_redirect(status: http::StatusCode) -> bool {
+    matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308)
+}
+
+/// Where a redirect points: its `Location` resolved against `base`,
+/// without fragment, when it is a `ws`, `wss`, `http` or `https` URL.
+fn redirect_location(base: &url::Url, rejected: &handshake::Rejected) -> Option<url::Url> {
+    let location = rejected
+        .response
+        .headers()
+        .get(http::header::LOCATION)?
+        .to_str()
+        .ok()?
+        .trim();
+    let mut next = base.join(location).ok()?;
+    next.set_fragment(None);
+    matches!(next.scheme(), "ws" | "wss" | "http" | "https").then_some(next)
 }
 
 /// Reads up to `want` bytes of a refusal's body (what is already buffered
 /// first), giving up quietly after a short wait: the body is only there to
 /// help the user understand the refusal.
-async fn read_body_start<S: AsyncRead + Unpin>(io: &mut S, mut buf: BytesMut, want: usize) -> Bytes {
+async fn read_body_start<S: AsyncRead + Unpin>(
+    io: &mut S,
+    mut buf: BytesMut,
+    want: usize,
+) -> Bytes {
     let deadline = tokio::time::sleep(Duration::from_millis(500));
     tokio::pin!(deadline);
     while buf.len() < want {

@@ -1,10 +1,13 @@
 //! Transports: how bytes reach the server before WebSocket framing starts.
 //!
 //! Owns TCP connection setup ([`tcp`]: every resolved address, Happy
-//! Eyeballs, timeouts, a local bind address, `TCP_NODELAY`) and TLS
-//! ([`tls`]: rustls with verification on by default). [`MaybeTlsStream`] is
-//! the one stream type the rest of the crate sees.
+//! Eyeballs, timeouts, a local bind address, `TCP_NODELAY`), tunnels through
+//! HTTP and SOCKS5 proxies ([`proxy`]) and TLS ([`tls`]: rustls with
+//! verification on by default). [`MaybeTlsStream`] is the one stream type
+//! the rest of the crate sees: a proxy tunnel is still a [`TcpStream`] once
+//! negotiated.
 
+pub mod proxy;
 pub mod tcp;
 pub mod tls;
 

@@ -27,6 +27,10 @@ pub struct TcpOptions {
     pub local_addr: Option<IpAddr>,
     /// Set `TCP_NODELAY` (default true).
     pub nodelay: bool,
+    /// Fixed addresses for host names, used instead of DNS (like curl's
+    /// `--resolve`): `(name, addresses)`, names compared
+    /// case-insensitively. The addresses are raced as DNS answers would be.
+    pub resolve: Vec<(String, Vec<IpAddr>)>,
 }
 
 impl Default for TcpOptions {
@@ -36,18 +40,29 @@ impl Default for TcpOptions {
             connect_timeout: Duration::from_secs(10),
             local_addr: None,
             nodelay: true,
+            resolve: Vec::new(),
         }
     }
 }
 
 /// Resolves `host` and returns its addresses ordered for Happy Eyeballs:
-/// families alternating, starting with the resolver's first.
+/// families alternating, starting with the resolver's first. IP literals
+/// and names in [`TcpOptions::resolve`] skip DNS.
 ///
 /// # Errors
 /// [`Error::Dns`] or a DNS [`Error::Timeout`].
 pub async fn resolve(host: &str, port: u16, opts: &TcpOptions) -> Result<Vec<SocketAddr>, Error> {
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    if let Some((_, ips)) = opts
+        .resolve
+        .iter()
+        .find(|(name, ips)| name.eq_ignore_ascii_case(host) && !ips.is_empty())
+    {
+        return Ok(interleave(
+            ips.iter().map(|ip| SocketAddr::new(*ip, port)).collect(),
+        ));
     }
     let lookup = tokio::net::lookup_host((host, port));
     let addrs: Vec<SocketAddr> = tokio::time::timeout(opts.dns_timeout, lookup)
@@ -131,7 +146,13 @@ async fn attempt(addr: SocketAddr, local: Option<IpAddr>) -> io::Result<TcpStrea
     socket.connect(addr).await
 }
 
-async fn race(addrs: Vec<SocketAddr>, opts: &TcpOptions) -> io::Result<TcpStream> {
+/// Races connections to `addrs` in order, Happy Eyeballs style (see
+/// [`connect`]), binding [`TcpOptions::local_addr`] if set; no overall
+/// timeout.
+///
+/// # Errors
+/// The last address's error when none connects.
+pub async fn race(addrs: Vec<SocketAddr>, opts: &TcpOptions) -> io::Result<TcpStream> {
     let mut pending = addrs.into_iter();
     let mut running = FuturesUnordered::new();
     let mut last_err = io::Error::new(io::ErrorKind::NotFound, "no address to connect to");
@@ -179,7 +200,9 @@ mod tests {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
         drop(l);
-        let err = connect("127.0.0.1", port, &TcpOptions::default()).await.unwrap_err();
+        let err = connect("127.0.0.1", port, &TcpOptions::default())
+            .await
+            .unwrap_err();
         assert!(matches!(err, Error::Connect { .. }), "{err:?}");
     }
 
@@ -191,7 +214,10 @@ mod tests {
         let dead_addr = dead.local_addr().unwrap();
         drop(dead);
         let s = race(
-            vec![dead_addr, SocketAddr::new("127.0.0.1".parse().unwrap(), port)],
+            vec![
+                dead_addr,
+                SocketAddr::new("127.0.0.1".parse().unwrap(), port),
+            ],
             &TcpOptions::default(),
         )
         .await

@@ -40,7 +40,10 @@ impl fmt::Debug for TlsOptions {
         f.debug_struct("TlsOptions")
             .field("ca_files", &self.ca_files)
             .field("client_cert", &self.client_cert)
-            .field("danger_accept_invalid_certs", &self.danger_accept_invalid_certs)
+            .field(
+                "danger_accept_invalid_certs",
+                &self.danger_accept_invalid_certs,
+            )
             .field("config", &self.config.as_ref().map(|_| "custom"))
             .finish()
     }
@@ -86,17 +89,44 @@ pub enum TlsError {
     /// Another certificate problem.
     #[error("invalid server certificate: {0}")]
     Certificate(rustls::Error),
+    /// The server requires a client certificate (mutual TLS) and none was
+    /// given: set [`TlsOptions::client_cert`].
+    #[error("the server requires a client certificate (set one for mutual TLS)")]
+    ClientCertificateRequired,
+    /// The server ended the handshake with this TLS alert (for instance
+    /// `BadCertificate` or `UnknownCA` when it refuses the client
+    /// certificate).
+    #[error("the server sent TLS alert {0:?}")]
+    Alert(rustls::AlertDescription),
     /// The TLS handshake or stream failed.
     #[error("TLS handshake failed: {0}")]
     Handshake(io::Error),
 }
 
 impl TlsError {
+    /// The TLS error inside an I/O error of a TLS stream, if there is one:
+    /// some failures (the server refusing a client certificate under TLS
+    /// 1.3) only show on the first read after the handshake.
+    ///
+    /// # Errors
+    /// The I/O error back when it is not a TLS error.
+    pub fn from_io(e: io::Error) -> Result<TlsError, io::Error> {
+        if e.get_ref().is_some_and(|i| i.is::<rustls::Error>()) {
+            Ok(TlsError::from_handshake(e))
+        } else {
+            Err(e)
+        }
+    }
+
     fn from_handshake(e: io::Error) -> TlsError {
         let Some(inner) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) else {
             return TlsError::Handshake(e);
         };
         match inner {
+            rustls::Error::AlertReceived(rustls::AlertDescription::CertificateRequired) => {
+                TlsError::ClientCertificateRequired
+            }
+            rustls::Error::AlertReceived(alert) => TlsError::Alert(*alert),
             rustls::Error::InvalidCertificate(c) => match c {
                 rustls::CertificateError::Expired
                 | rustls::CertificateError::ExpiredContext { .. }
@@ -211,8 +241,8 @@ pub async fn connect(
     host: &str,
     config: Arc<ClientConfig>,
 ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, TlsError> {
-    let name = ServerName::try_from(host.to_owned())
-        .map_err(|_| TlsError::ServerName(host.to_owned()))?;
+    let name =
+        ServerName::try_from(host.to_owned()).map_err(|_| TlsError::ServerName(host.to_owned()))?;
     TlsConnector::from(config)
         .connect(name, tcp)
         .await
