@@ -17,7 +17,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use crate::error::{Error, Phase};
 use crate::handshake::client::{self as hs, RequestOptions, Target};
 use crate::handshake::{self, HandshakeError, Response};
-use crate::proto::{Config, Engine, Role};
+use crate::proto::{Config, DeflateConfig, Engine, PerMessageDeflate, Role};
 use crate::socket::{SocketConfig, WebSocket};
 use crate::transport::MaybeTlsStream;
 use crate::transport::proxy::{self, ProxyConfig, ProxyScheme};
@@ -131,6 +131,33 @@ impl ConnectOptions {
     #[must_use]
     pub fn origin(self, origin: &str) -> Self {
         self.header("Origin", origin)
+    }
+
+    /// Offers permessage-deflate compression (RFC 7692) with `config`; call
+    /// again to make several offers, in preference order. When the server
+    /// accepts one, messages are compressed and inflated transparently
+    /// (`max_message_size` applies to the inflated size); when it accepts
+    /// none, the connection goes on uncompressed. An answer that matches no
+    /// offer fails the handshake with [`HandshakeError::UnsupportedExtension`].
+    ///
+    /// `ConnectOptions::new(url).deflate(DeflateConfig::default())` offers
+    /// `permessage-deflate; client_max_window_bits`.
+    #[must_use]
+    pub fn deflate(mut self, config: DeflateConfig) -> Self {
+        self.request.deflate.push(config);
+        self
+    }
+
+    /// Turns permessage-deflate on with the default [`DeflateConfig`] (if
+    /// not offered already), or off (no offer at all).
+    #[must_use]
+    pub fn compression(mut self, on: bool) -> Self {
+        if !on {
+            self.request.deflate.clear();
+        } else if self.request.deflate.is_empty() {
+            self.request.deflate.push(DeflateConfig::default());
+        }
+        self
     }
 
     /// Limits on frames and messages.
@@ -461,8 +488,12 @@ impl ConnectOptions {
                 let body = read_body_start(&mut io, buf, hs::rejected_body_len(&response)).await;
                 return Err(hs::rejected(response, body).into());
             }
-            hs::check_response(&response, &key, request)?;
-            let engine = Engine::new(Role::Client, self.config.clone());
+            let accepted = hs::check_response(&response, &key, request)?;
+            let mut engine = Engine::new(Role::Client, self.config.clone());
+            if let Some(n) = accepted.deflate {
+                engine =
+                    engine.with_deflate(PerMessageDeflate::new(Role::Client, n.params, &n.config));
+            }
             let ws = WebSocket::from_parts(io, engine, self.socket.clone(), buf);
             Ok((ws, Response::new(response, head)))
         };

@@ -35,6 +35,6 @@ pub use events::{
 };
 pub use handshake::Response;
 pub use message::{Message, Utf8Bytes};
-pub use proto::{CloseCode, CloseFrame};
+pub use proto::{CloseCode, CloseFrame, DeflateConfig};
 pub use socket::WebSocket;
 pub use transport::MaybeTlsStream;
