@@ -1,5 +1,34 @@
 //! # wsclient
 //!
+//! The WebSocket client of Workerman's `ws` protocol page, in Rust. The
+//! page's example, line by line:
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use wsclient::{Client, SendType};
+//!
+//! # fn main() -> Result<(), wsclient::Error> {
+//! let mut ws = Client::new("ws://127.0.0.1:1234")?;              // new AsyncTcpConnection(...)
+//! ws.ping_interval(Duration::from_secs(55));                       // websocketPingInterval = 55
+//! ws.header("Cookie", "PHPSID=82u98fjhakfusuanfnahfi; token=2hf9a929jhfihaf9i");
+//! ws.header("OtherKey", "values");                                 // headers = [...]
+//! ws.send_type(SendType::Text);                                    // websocketType = BLOB
+//! ws.on_connect(|_conn| println!("tcp connected"));                // onConnect
+//! ws.on_websocket_connect(|conn, response| {                       // onWebSocketConnect
+//!     println!("{response}");                                      // echo $response
+//!     conn.send("hello").ok();
+//! });
+//! ws.on_message(|_conn, data| println!("recv: {data}"));           // onMessage
+//! ws.on_error(|_conn, err| println!("error: {} {err}", err.code())); // onError($code, $msg)
+//! ws.on_close(|conn| {                                             // onClose
+//!     println!("connection closed and try to reconnect");
+//!     conn.reconnect(Duration::from_secs(1));                      // reConnect(1)
+//! });
+//! ws.connect();                                                    // connect()
+//! wsclient::run_all();                                             // Worker::runAll()
+//! # Ok(()) }
+//! ```
+//!
 //! A WebSocket client (RFC 6455, version 13) that is strict, fast and hard
 //! to break, in layers:
 //!

@@ -5,7 +5,7 @@
 //! (grown to fit what arrives, handed out as `Bytes` slices without a
 //! copy), writing the engine's output, and the close handshake's waiting
 //! (the timeout for the peer's close frame and for the server to end TCP).
-//! Protocol rules are the engine's; connecting is [`crate::connect`]'s.
+//! Protocol rules are the engine's; connecting is [`crate::connect`](mod@crate::connect)'s.
 //!
 //! Split a socket into read and write halves usable from different tasks
 //! with [`futures_util::StreamExt::split`].

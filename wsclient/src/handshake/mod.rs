@@ -3,7 +3,7 @@
 //! Owns the HTTP/1.1 upgrade: building the client's request, parsing and
 //! checking the server's response ([`client`]), and the server side used by
 //! the embedded demo server and `wsc serve` ([`server`]). No sockets here;
-//! the drivers in [`crate::connect`] and [`crate::server`] move the bytes.
+//! the drivers in [`crate::connect`](mod@crate::connect) and [`crate::server`] move the bytes.
 
 pub mod client;
 mod error;
