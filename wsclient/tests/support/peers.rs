@@ -80,7 +80,10 @@ pub fn workspace_root() -> PathBuf {
 }
 
 fn python_path() -> PathBuf {
-    workspace_root().join(".venv-peers").join("bin").join("python")
+    workspace_root()
+        .join(".venv-peers")
+        .join("bin")
+        .join("python")
 }
 
 /// Why `kind` cannot start, if its interpreter or dependencies are missing.
@@ -224,7 +227,12 @@ impl Peer {
             }
         };
 
-        Peer { port, kind, child, tls: opts.tls.is_some() }
+        Peer {
+            port,
+            kind,
+            child,
+            tls: opts.tls.is_some(),
+        }
     }
 
     /// `ws://127.0.0.1:PORT{path}` (`wss://` when TLS is on). `path` starts with `/`.
