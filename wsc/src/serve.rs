@@ -1,0 +1,255 @@
+//! `wsc serve`: a small echo or broadcast server on the library's server
+//! role (`wsclient::server::accept`, the same engine as the client). Also
+//! the embedded server of `wsc demo`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt as _, StreamExt as _};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::broadcast;
+use tokio::task::JoinSet;
+use wsclient::proto::Config;
+use wsclient::server::{AcceptOptions, accept};
+use wsclient::{Error, Message, WebSocket};
+
+use crate::cli::{ServeArgs, ServeMode};
+use crate::exit;
+
+/// How long a connection may take to finish its close after an error.
+const DRAIN: Duration = Duration::from_secs(5);
+
+/// What the server does with messages.
+#[derive(Clone)]
+pub enum Mode {
+    /// Send each back to its sender.
+    Echo,
+    /// Send each to everyone on the hub.
+    Broadcast(broadcast::Sender<Message>),
+}
+
+/// Server settings shared by every connection.
+pub struct Server {
+    /// Handshake and engine settings.
+    pub accept: AcceptOptions,
+    /// Echo or broadcast.
+    pub mode: Mode,
+    /// Log connections and messages on stderr.
+    pub verbose: bool,
+}
+
+/// Accepts connections until the task is dropped or aborted; aborting it
+/// drops the listener and every connection at once.
+pub async fn accept_loop(listener: TcpListener, server: Arc<Server>) {
+    let mut conns = JoinSet::new();
+    loop {
+        tokio::select! {
+            r = listener.accept() => match r {
+                Ok((stream, peer)) => {
+                    conns.spawn(handle(stream, peer, server.clone()));
+                }
+                Err(e) => {
+                    // Out of descriptors and the like: note it, breathe, go on.
+                    eprintln!("wsc serve: accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+        }
+    }
+}
+
+async fn handle(stream: TcpStream, peer: SocketAddr, server: Arc<Server>) {
+    let _ = stream.set_nodelay(true);
+    let (mut ws, request) = match accept(stream, &server.accept).await {
+        Ok(x) => x,
+        Err(e) => {
+            if server.verbose {
+                eprintln!("[{peer}] handshake failed: {e}");
+            }
+            return;
+        }
+    };
+    if server.verbose {
+        eprintln!("[{peer}] open {}", request.request.uri());
+    }
+    let result = match &server.mode {
+        Mode::Echo => echo(&mut ws, peer, server.verbose).await,
+        Mode::Broadcast(hub) => relay(ws, hub, peer, server.verbose).await,
+    };
+    if server.verbose {
+        match result {
+            Ok(code) => eprintln!("[{peer}] closed {code}"),
+            Err(e) => eprintln!("[{peer}] closed: {e}"),
+        }
+    }
+}
+
+fn describe(m: &Message) -> String {
+    match m {
+        Message::Text(t) => format!("text {} bytes", t.len()),
+        Message::Binary(b) => format!("binary {} bytes", b.len()),
+        other => other.to_string(),
+    }
+}
+
+/// Echoes data messages until the connection ends; returns the close code.
+async fn echo<S>(ws: &mut WebSocket<S>, peer: SocketAddr, verbose: bool) -> Result<u16, Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    while let Some(item) = ws.next().await {
+        match item {
+            Ok(m @ (Message::Text(_) | Message::Binary(_))) => {
+                if verbose {
+                    eprintln!("[{peer}] {}", describe(&m));
+                }
+                ws.send(m).await?;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                // The engine queued the close frame for the error: let the
+                // socket write it and end the connection.
+                let _ =
+                    tokio::time::timeout(DRAIN, async { while ws.next().await.is_some() {} }).await;
+                return Err(e);
+            }
+        }
+    }
+    Ok(ws.close_code().0)
+}
+
+/// Broadcast mode: messages from this client go to the hub, messages from
+/// the hub go to this client.
+async fn relay<S>(
+    ws: WebSocket<S>,
+    hub: &broadcast::Sender<Message>,
+    peer: SocketAddr,
+    verbose: bool,
+) -> Result<u16, Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut from_hub = hub.subscribe();
+    let (mut sink, mut stream) = ws.split();
+    loop {
+        tokio::select! {
+            item = stream.next() => match item {
+                Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => {
+                    if verbose {
+                        eprintln!("[{peer}] {}", describe(&m));
+                    }
+                    let _ = hub.send(m);
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    let _ = tokio::time::timeout(DRAIN, async { while stream.next().await.is_some() {} }).await;
+                    return Err(e);
+                }
+                None => break,
+            },
+            m = from_hub.recv() => match m {
+                Ok(m) => {
+                    if sink.send(m).await.is_err() {
+                        // The read side reports why.
+                        continue;
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    eprintln!("[{peer}] too slow: {n} broadcast message(s) skipped");
+                }
+                Err(broadcast::error::RecvError::Closed) => break,
+            },
+        }
+    }
+    let ws = sink.reunite(stream).map_err(|_| Error::Closed)?;
+    Ok(ws.close_code().0)
+}
+
+/// The settings `wsc serve` flags describe.
+fn server_for(args: &ServeArgs) -> Server {
+    let mut config = Config::default();
+    if let Some(n) = args.max_message_size {
+        config = config.max_message_size(n).max_frame_size(n);
+    }
+    let mode = match args.mode() {
+        ServeMode::Echo => Mode::Echo,
+        ServeMode::Broadcast => Mode::Broadcast(broadcast::channel(1024).0),
+    };
+    Server {
+        accept: AcceptOptions {
+            config,
+            protocols: args.subprotocols.clone(),
+            ..AcceptOptions::default()
+        },
+        mode,
+        verbose: args.verbose,
+    }
+}
+
+/// Lines typed on stdin go to every client (broadcast mode).
+fn broadcast_stdin(hub: broadcast::Sender<Message>) {
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::stdin().lock().lines() {
+            let Ok(line) = line else { break };
+            let _ = hub.send(Message::text(line));
+        }
+    });
+}
+
+async fn terminated() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            term.recv().await;
+            return;
+        }
+    }
+    std::future::pending::<()>().await;
+}
+
+/// Runs `wsc serve`; returns the exit code.
+pub async fn run(args: ServeArgs) -> u8 {
+    crate::sys::raise_nofile();
+    let listener = match TcpListener::bind(&args.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("wsc serve: cannot listen on {}: {e}", args.listen);
+            return exit::FAILURE;
+        }
+    };
+    let addr = match listener.local_addr() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("wsc serve: {e}");
+            return exit::FAILURE;
+        }
+    };
+    let server = Arc::new(server_for(&args));
+    if let Mode::Broadcast(hub) = &server.mode {
+        broadcast_stdin(hub.clone());
+    }
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(
+            out,
+            "listening on ws://{addr} ({})",
+            match args.mode() {
+                ServeMode::Echo => "echo",
+                ServeMode::Broadcast => "broadcast",
+            }
+        );
+        let _ = out.flush();
+    }
+    tokio::select! {
+        () = accept_loop(listener, server) => {}
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminated() => {}
+    }
+    exit::OK
+}
