@@ -8,7 +8,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use crate::error::Error;
 use crate::handshake::server::{self as hs, Request};
 use crate::handshake::{DEFAULT_MAX_RESPONSE_HEAD, HandshakeError};
-use crate::proto::{Config, Engine, Role};
+use crate::proto::deflate::negotiate_server;
+use crate::proto::{Config, DeflateConfig, Engine, PerMessageDeflate, Role};
 use crate::socket::{SocketConfig, WebSocket};
 
 /// Server-side settings.
@@ -21,6 +22,10 @@ pub struct AcceptOptions {
     /// Subprotocols this server supports; the first the client offers that
     /// is in this list is selected.
     pub protocols: Vec<String>,
+    /// Accept permessage-deflate (RFC 7692) offers with these settings
+    /// (`None`: never compress). The first offer the server can accept is
+    /// answered; malformed offers are declined.
+    pub deflate: Option<DeflateConfig>,
 }
 
 /// Accepts a WebSocket upgrade on `io`: reads the request, answers 101 (or
@@ -58,10 +63,29 @@ where
         .iter()
         .find(|p| opts.protocols.contains(p))
         .cloned();
-    io.write_all(&hs::write_accept(&request.key, protocol.as_deref()))
-        .await?;
+    let deflate = opts.deflate.as_ref().and_then(|cfg| {
+        let offers = request
+            .request
+            .headers()
+            .get_all(http::header::SEC_WEBSOCKET_EXTENSIONS)
+            .iter()
+            .filter_map(|v| v.to_str().ok());
+        negotiate_server(cfg, offers).map(|(params, answer)| (cfg, params, answer))
+    });
+    let mut answer = hs::write_accept(&request.key, protocol.as_deref());
+    if let Some((_, _, ext)) = &deflate {
+        // Insert the header before the blank line that ends the head.
+        answer.truncate(answer.len() - 2);
+        answer.extend_from_slice(b"Sec-WebSocket-Extensions: ");
+        answer.extend_from_slice(ext.as_bytes());
+        answer.extend_from_slice(b"\r\n\r\n");
+    }
+    io.write_all(&answer).await?;
     io.flush().await?;
-    let engine = Engine::new(Role::Server, opts.config.clone());
+    let mut engine = Engine::new(Role::Server, opts.config.clone());
+    if let Some((cfg, params, _)) = deflate {
+        engine = engine.with_deflate(PerMessageDeflate::new(Role::Server, params, cfg));
+    }
     Ok((
         WebSocket::from_parts(io, engine, opts.socket.clone(), buf),
         request,

@@ -456,11 +456,13 @@ mod tests {
     #[test]
     fn deflate_offer_and_answers() {
         let key = "dGhlIHNhbXBsZSBub25jZQ==";
-        let mut opts = RequestOptions::default();
-        opts.deflate = vec![
-            DeflateConfig::default().server_no_context_takeover(true),
-            DeflateConfig::default(),
-        ];
+        let opts = RequestOptions {
+            deflate: vec![
+                DeflateConfig::default().server_no_context_takeover(true),
+                DeflateConfig::default(),
+            ],
+            ..RequestOptions::default()
+        };
         let req = String::from_utf8(write_request(&target("ws://h/"), key, &opts)).unwrap();
         assert!(req.contains(
             "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits; server_no_context_takeover, permessage-deflate; client_max_window_bits\r\n"

@@ -498,8 +498,7 @@ pub fn negotiate_client(
     let client_bits = raw.client_max_window_bits.flatten();
     for config in offers {
         let asked_server_bits = clamp_bits(config.server_max_window_bits);
-        if asked_server_bits < MAX_WINDOW_BITS
-            && !server_bits.is_some_and(|b| b <= asked_server_bits)
+        if asked_server_bits < MAX_WINDOW_BITS && server_bits.is_none_or(|b| b > asked_server_bits)
         {
             continue;
         }
@@ -616,6 +615,8 @@ pub struct PerMessageDeflate {
     /// The peer ended the DEFLATE stream (BFINAL) inside the current
     /// message: the tail is not appended and the decompressor was reset.
     stream_ended: bool,
+    /// Compressed bytes received of the current message.
+    message_bytes: usize,
 }
 
 impl std::fmt::Debug for PerMessageDeflate {
@@ -658,6 +659,7 @@ impl PerMessageDeflate {
             compressor: None,
             decompressor: None,
             stream_ended: false,
+            message_bytes: 0,
         }
     }
 
@@ -705,6 +707,12 @@ impl PerMessageDeflate {
         if fin {
             if out[start..].ends_with(&TAIL) {
                 out.truncate(out.len() - TAIL.len());
+            } else if out.len() == start {
+                // zlib writes nothing for a sync flush without new input
+                // after a sync flush; the receiver appends the tail to
+                // whatever we send, so send the first byte of an empty
+                // stored block (RFC 7692 section 7.2.3.6).
+                out.push(0x00);
             }
             if self.compress_reset {
                 c.reset();
@@ -728,9 +736,11 @@ impl PerMessageDeflate {
         out: &mut BytesMut,
         max: usize,
     ) -> Result<(), ProtocolError> {
+        self.message_bytes = self.message_bytes.saturating_add(data.len());
         let result = self.decompress_inner(data, fin, out, max);
         if fin || result.is_err() {
             self.stream_ended = false;
+            self.message_bytes = 0;
         }
         result
     }
@@ -744,7 +754,11 @@ impl PerMessageDeflate {
     ) -> Result<(), ProtocolError> {
         self.inflate(data, out, max)?;
         if fin {
-            if !self.stream_ended {
+            // An empty payload is not DEFLATE data; some senders produce
+            // one for an empty message (a sync flush with nothing new
+            // writes nothing). Appending the tail to it would leave the
+            // decompressor inside a stored block, so it is an empty message.
+            if !self.stream_ended && self.message_bytes > 0 {
                 self.inflate(&TAIL, out, max)?;
             }
             if self.decompress_reset {
@@ -1142,6 +1156,29 @@ mod tests {
         let z = compress(&mut c, b"");
         assert_eq!(z, [0x00]);
         assert_eq!(inflate(&mut s, &z, 100).unwrap(), b"");
+    }
+
+    #[test]
+    fn empty_messages_mid_stream() {
+        let (mut c, mut s) = pair(DeflateParams::default());
+        for msg in [&b"Hello"[..], b"", b"", b"Hello", b""] {
+            let z = compress(&mut c, msg);
+            assert!(!z.is_empty());
+            assert_eq!(inflate(&mut s, &z, 100).unwrap(), msg);
+        }
+        // An empty compressed payload from a peer is an empty message and
+        // leaves the stream intact.
+        let mut c2 = pair(DeflateParams::default()).0;
+        let a = compress(&mut c2, b"Hello");
+        let b = compress(&mut c2, b"Hello");
+        let mut s = pair(DeflateParams::default()).1;
+        assert_eq!(inflate(&mut s, &a, 100).unwrap(), b"Hello");
+        assert_eq!(inflate(&mut s, &[], 100).unwrap(), b"");
+        let mut out = BytesMut::new();
+        s.decompress(&[], false, &mut out, 100).unwrap();
+        s.decompress(&[], true, &mut out, 100).unwrap();
+        assert!(out.is_empty());
+        assert_eq!(inflate(&mut s, &b, 100).unwrap(), b"Hello");
     }
 
     fn text(i: usize) -> Vec<u8> {
