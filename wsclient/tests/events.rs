@@ -449,3 +449,43 @@ async fn handler_trait_and_binary_send_type() {
     // ARRAYBUFFER: the string went as a binary frame and came back binary.
     assert_eq!(*seen.lock().unwrap(), ["<11 bytes binary>"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_and_resume_receiving() {
+    let peer = Peer::start(PeerKind::Python, &PeerOptions::default());
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (up_tx, mut up_rx) = mpsc::unbounded_channel();
+    let mut ws = Client::new(&peer.url("/echo")).unwrap();
+    ws.on_websocket_connect(move |_, _| {
+        let _ = up_tx.send(());
+    });
+    ws.on_message(move |_, m| {
+        let _ = tx.send(m);
+    });
+    let conn = ws.connect();
+    tokio::time::timeout(Duration::from_secs(5), up_rx.recv())
+        .await
+        .unwrap();
+    assert_eq!(conn.state(), wsclient::events::ConnState::Open);
+    assert_eq!(conn.remote_addr().map(|a| a.port()), Some(peer.port));
+    assert!(conn.local_addr().is_some());
+    conn.pause_recv();
+    conn.send("while paused").unwrap();
+    // Nothing is delivered while paused (the echo waits in the socket).
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), rx.recv())
+            .await
+            .is_err()
+    );
+    conn.resume_recv();
+    let m = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(m, Message::text("while paused"));
+    conn.close_with(4000u16, "bye");
+    tokio::time::timeout(Duration::from_secs(5), conn.finished())
+        .await
+        .unwrap();
+    assert_eq!(conn.close_code(), Some(wsclient::CloseCode(4000)));
+}

@@ -245,6 +245,11 @@ impl Session<'_> {
         rx: &mut mpsc::UnboundedReceiver<Command>,
         pending: &mut VecDeque<Message>,
     ) -> End {
+        // A full queue found while disconnected is announced now.
+        if self.conn.shared().buffer_full.load(Ordering::Acquire) {
+            self.full_announced = true;
+            cb.on_buffer_full(self.conn);
+        }
         while let Some(m) = pending.pop_front() {
             self.queue(m);
         }
@@ -395,8 +400,8 @@ impl Session<'_> {
             Command::PauseRecv => self.paused = true,
             Command::ResumeRecv => self.paused = false,
             Command::Wake => {
-                let s = self.conn.shared();
-                if s.buffer_full.load(Ordering::Acquire) && !self.full_announced {
+                // Sent by a send that found the queue full.
+                if !self.full_announced {
                     self.full_announced = true;
                     cb.on_buffer_full(self.conn);
                 }
@@ -449,12 +454,12 @@ impl Session<'_> {
                 }
                 s.queue_len.fetch_sub(1, Ordering::AcqRel);
                 let left = s.queue_bytes.fetch_sub(len, Ordering::AcqRel) - len;
+                // The flag is cleared only here, after `on_buffer_full` ran
+                // (a send that found the queue full sent a Wake for it).
                 if self.full_announced && left <= s.max_send_buffer / 2 {
                     self.full_announced = false;
                     s.buffer_full.store(false, Ordering::Release);
                     cb.on_buffer_drain(self.conn);
-                } else if !self.full_announced && left <= s.max_send_buffer / 2 {
-                    s.buffer_full.store(false, Ordering::Release);
                 }
             }
         }
