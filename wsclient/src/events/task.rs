@@ -187,6 +187,7 @@ async fn run_attempt(
         Err(e) => return End::failed(e),
     };
     conn.set_state(ConnState::Open);
+    tracing::info!(conn = conn.id(), url = options.url(), "connected");
     cb.on_websocket_connect(conn, &response);
     let opened = Instant::now();
     let mut session = Session {
@@ -426,8 +427,20 @@ impl Session<'_> {
             Message::Ping(p) => cb.on_ping(self.conn, p),
             Message::Pong(p) => {
                 if let Some(sent) = self.ping_sent.take() {
-                    s.rtt_us
-                        .store(sent.elapsed().as_micros().max(1) as u64, Ordering::Release);
+                    let rtt = sent.elapsed().as_micros().max(1) as u64;
+                    s.rtt_us.store(rtt, Ordering::Release);
+                    let stats = self.conn.stats();
+                    tracing::debug!(
+                        conn = s.id,
+                        rtt_us = rtt,
+                        messages_in = stats.messages_in,
+                        messages_out = stats.messages_out,
+                        bytes_in = stats.bytes_in,
+                        bytes_out = stats.bytes_out,
+                        queue_len = stats.queue_len,
+                        reconnects = stats.reconnects,
+                        "pong: connection health"
+                    );
                 }
                 cb.on_pong(self.conn, p);
             }
