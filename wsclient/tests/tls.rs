@@ -240,7 +240,10 @@ async fn mutual_tls() {
             .err()
             .unwrap_or_else(|| panic!("{kind}: connected with an untrusted client certificate"));
         assert!(
-            matches!(err, Error::Tls(_) | Error::Handshake(HandshakeError::Incomplete)),
+            matches!(
+                err,
+                Error::Tls(_) | Error::Handshake(HandshakeError::Incomplete)
+            ),
             "{kind}: {err:?}"
         );
     }

@@ -7,7 +7,7 @@
 //! returns, the stream carries bytes to and from the target as if it were
 //! connected to it directly, so TLS (for `wss://`) runs end to end through
 //! the tunnel. Does not own the TCP connection to the proxy ([`super::tcp`])
-//! nor the timeout around the negotiation ([`crate::connect`], phase
+//! nor the timeout around the negotiation ([`crate::connect`](mod@crate::connect), phase
 //! [`Phase::Proxy`](crate::Phase::Proxy)).
 
 use std::fmt;
@@ -46,7 +46,8 @@ pub enum ProxyError {
     /// in the proxy URL.
     #[error("the proxy requires authentication: put user:password@ in the proxy URL")]
     AuthRequired,
-    /// The proxy rejected the credentials of the proxy URL.
+    /// The proxy rejected the credentials of the proxy URL (HTTP 407 or
+    /// 401 to `CONNECT`, SOCKS5 user/password refused).
     #[error("the proxy rejected the credentials")]
     AuthFailed,
     /// The SOCKS5 proxy could not open the connection (RFC 1928 reply
@@ -466,7 +467,12 @@ where
                         // well-behaved tunnel has nothing to say.
                         Err(ProxyError::BadReply("data after the CONNECT reply"))
                     }
-                } else if status == http::StatusCode::PROXY_AUTHENTICATION_REQUIRED {
+                } else if status == http::StatusCode::PROXY_AUTHENTICATION_REQUIRED
+                    || status == http::StatusCode::UNAUTHORIZED
+                {
+                    // 407 per RFC 9110; tinyproxy says 401 for wrong
+                    // credentials. A CONNECT reaches no origin server, so
+                    // either is the proxy's.
                     Err(if proxy.auth.is_some() {
                         ProxyError::AuthFailed
                     } else {
@@ -698,26 +704,26 @@ mod tests {
             ("NO_PROXY", "internal.example,127.0.0.1"),
         ]);
         assert_eq!(
-            host(from_vars(&env, true, "h", 443).unwrap()).as_deref(),
+            host(from_vars(env, true, "h", 443).unwrap()).as_deref(),
             Some("secure")
         );
         assert_eq!(
-            host(from_vars(&env, false, "h", 80).unwrap()).as_deref(),
+            host(from_vars(env, false, "h", 80).unwrap()).as_deref(),
             Some("plain")
         );
         assert_eq!(
-            from_vars(&env, true, "a.internal.example", 443).unwrap(),
+            from_vars(env, true, "a.internal.example", 443).unwrap(),
             None
         );
-        assert_eq!(from_vars(&env, false, "127.0.0.1", 80).unwrap(), None);
+        assert_eq!(from_vars(env, false, "127.0.0.1", 80).unwrap(), None);
 
         let env = vars(&[("ALL_PROXY", "socks5h://all:1"), ("HTTPS_PROXY", "")]);
         assert_eq!(
-            host(from_vars(&env, true, "h", 443).unwrap()).as_deref(),
+            host(from_vars(env, true, "h", 443).unwrap()).as_deref(),
             Some("all")
         );
         assert_eq!(
-            host(from_vars(&env, false, "h", 80).unwrap()).as_deref(),
+            host(from_vars(env, false, "h", 80).unwrap()).as_deref(),
             Some("all")
         );
 
@@ -726,16 +732,16 @@ mod tests {
             ("HTTPS_PROXY", "http://upper:1"),
         ]);
         assert_eq!(
-            host(from_vars(&env, true, "h", 443).unwrap()).as_deref(),
+            host(from_vars(env, true, "h", 443).unwrap()).as_deref(),
             Some("lower")
         );
-        assert_eq!(from_vars(&env, false, "h", 80).unwrap(), None);
+        assert_eq!(from_vars(env, false, "h", 80).unwrap(), None);
 
         let env = vars(&[("all_proxy", "http://p:1"), ("no_proxy", "*")]);
-        assert_eq!(from_vars(&env, true, "h", 443).unwrap(), None);
+        assert_eq!(from_vars(env, true, "h", 443).unwrap(), None);
 
         let env = vars(&[("http_proxy", "ftp://p")]);
-        assert!(from_vars(&env, false, "h", 80).is_err());
+        assert!(from_vars(env, false, "h", 80).is_err());
         assert_eq!(from_vars(|_| None, true, "h", 443).unwrap(), None);
     }
 
@@ -796,6 +802,16 @@ mod tests {
         let res = run("http://u:p@proxy:1", "h", |mut s| async move {
             read_head(&mut s).await;
             s.write_all(b"HTTP/1.1 407 Auth\r\n\r\n").await.unwrap();
+        })
+        .await;
+        assert!(matches!(res, Err(ProxyError::AuthFailed)), "{res:?}");
+
+        // tinyproxy's answer to wrong credentials.
+        let res = run("http://u:p@proxy:1", "h", |mut s| async move {
+            read_head(&mut s).await;
+            s.write_all(b"HTTP/1.0 401 Unauthorized\r\n\r\n")
+                .await
+                .unwrap();
         })
         .await;
         assert!(matches!(res, Err(ProxyError::AuthFailed)), "{res:?}");
