@@ -129,6 +129,10 @@ pub struct ClientArgs {
     /// otherwise). Stdin is not read.
     #[arg(long, value_name = "MSG")]
     pub send: Vec<String>,
+    /// After stdin ends, wait SECS for replies before closing (like
+    /// `nc -q`; 0 closes at once).
+    #[arg(long, value_name = "SECS", value_parser = parse_duration, default_value = "1")]
+    pub linger: Duration,
     /// Send every received message straight back.
     #[arg(long)]
     pub echo: bool,
@@ -196,6 +200,9 @@ pub struct ServeArgs {
     /// The largest message accepted (bytes; k/M/G suffixes allowed).
     #[arg(long, value_name = "BYTES", value_parser = parse_size)]
     pub max_message_size: Option<usize>,
+    /// Accept permessage-deflate offers (compressed messages).
+    #[arg(long)]
+    pub compress: bool,
     /// Log connections and messages on stderr.
     #[arg(short, long)]
     pub verbose: bool,

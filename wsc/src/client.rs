@@ -64,10 +64,13 @@ impl ConnArgs {
 /// Where outgoing messages come from.
 #[derive(Debug)]
 pub enum Input {
-    /// Lines of stdin; at its end the connection closes, unless `stay`.
+    /// Lines of stdin; `linger` after its end the connection closes,
+    /// unless `stay`.
     Stdin {
         /// Keep the connection open after stdin ends (--count, --echo).
         stay: bool,
+        /// How long to wait for replies after stdin ends.
+        linger: Duration,
     },
     /// These messages, sent once.
     Send(Vec<String>),
@@ -124,6 +127,7 @@ impl Session {
         let input = if a.send.is_empty() {
             Input::Stdin {
                 stay: a.count.is_some() || a.echo,
+                linger: a.linger,
             }
         } else {
             Input::Send(a.send.clone())
@@ -281,6 +285,13 @@ impl Handler for Events {
 
     fn on_message(&mut self, conn: &Conn, message: Message) {
         let st = &self.st;
+        // --count N shows exactly N, whatever arrives while closing.
+        if st
+            .target
+            .is_some_and(|t| st.received.load(Ordering::Acquire) >= t)
+        {
+            return;
+        }
         st.printer.message(&message);
         if let Some(r) = &st.recorder {
             r.message(Dir::In, &message);
@@ -469,7 +480,7 @@ async fn drive(input: Input, binary: bool, conn: Conn, st: Arc<State>) {
         }
     };
     match input {
-        Input::Stdin { stay } => {
+        Input::Stdin { stay, linger } => {
             let mut lines = stdin_lines();
             while let Some(line) = lines.recv().await {
                 let msg = if binary {
@@ -482,7 +493,13 @@ async fn drive(input: Input, binary: bool, conn: Conn, st: Arc<State>) {
                 }
             }
             if !stay {
-                st.close(&conn);
+                // Not before the first open: what stdin gave must go out,
+                // through any reconnects it takes to get connected.
+                let mut opened = st.open_at.subscribe();
+                if opened.wait_for(Option::is_some).await.is_ok() {
+                    tokio::time::sleep(linger).await;
+                    st.close(&conn);
+                }
             }
         }
         Input::Send(messages) => {

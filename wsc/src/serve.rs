@@ -11,7 +11,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::broadcast;
 use tokio::task::JoinSet;
-use wsclient::proto::Config;
+use wsclient::proto::{Config, DeflateConfig};
 use wsclient::server::{AcceptOptions, accept};
 use wsclient::{Error, Message, WebSocket};
 
@@ -182,6 +182,7 @@ fn server_for(args: &ServeArgs) -> Server {
         accept: AcceptOptions {
             config,
             protocols: args.subprotocols.clone(),
+            deflate: args.compress.then(DeflateConfig::default),
             ..AcceptOptions::default()
         },
         mode,

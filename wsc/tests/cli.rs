@@ -1,0 +1,716 @@
+//! `wsc` driven as a user would: the built binary, real peers (`wsc serve`,
+//! Python `websockets`, Node `ws`), stdin, stdout, exit codes.
+//!
+//! Every command is bounded by a timeout; waiting is on output (a server's
+//! `listening on`/`PORT n` line), never on sleeps.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command as StdCommand, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use serde_json::Value;
+
+/// The bound on any one command.
+const LIMIT: Duration = Duration::from_secs(30);
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the crate is in the workspace")
+        .to_path_buf()
+}
+
+fn wsc() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_wsc"));
+    c.timeout(LIMIT);
+    c
+}
+
+fn python() -> PathBuf {
+    let py = root().join(".venv-peers/bin/python");
+    assert!(
+        py.exists(),
+        "{} is missing: run scripts/install-peers.sh from the workspace root",
+        py.display()
+    );
+    py
+}
+
+/// A background process, killed when dropped, whose stdout lines arrive
+/// on a channel.
+struct Proc {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Proc {
+    fn spawn(cmd: &mut StdCommand) -> Proc {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Proc { child, lines }
+    }
+
+    /// The first stdout line for which `f` gives a value.
+    fn wait_line<T>(&self, what: &str, f: impl Fn(&str) -> Option<T>) -> T {
+        let deadline = std::time::Instant::now() + LIMIT;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(v) = f(&line) {
+                        return v;
+                    }
+                }
+                Err(e) => panic!("no {what} line: {e}"),
+            }
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `wsc serve --listen 127.0.0.1:0 ARGS` and its `ws://` URL.
+fn serve(args: &[&str]) -> (Proc, String) {
+    let p = Proc::spawn(
+        StdCommand::new(env!("CARGO_BIN_EXE_wsc"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args),
+    );
+    let url = p.wait_line("listening", |l| {
+        l.strip_prefix("listening on ")
+            .and_then(|r| r.split_whitespace().next())
+            .map(str::to_owned)
+    });
+    (p, url)
+}
+
+/// The Python `websockets` peer server (peers/py_server.py) and its base URL.
+fn py_peer() -> (Proc, String) {
+    let p = Proc::spawn(
+        StdCommand::new(python())
+            .arg(root().join("peers/py_server.py"))
+            .args(["--port", "0"]),
+    );
+    let port: u16 = p.wait_line("PORT", |l| {
+        l.strip_prefix("PORT ").and_then(|n| n.trim().parse().ok())
+    });
+    (p, format!("ws://127.0.0.1:{port}"))
+}
+
+/// A local port nobody listens on.
+fn refused_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+fn json_lines(out: &[u8]) -> Vec<Value> {
+    String::from_utf8_lossy(out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+fn kinds(events: &[Value]) -> Vec<&str> {
+    events
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap_or("?"))
+        .collect()
+}
+
+// ---------------------------------------------------------------- client
+
+#[test]
+fn stdin_lines_become_messages_against_wsc_serve() {
+    let (_srv, url) = serve(&["--echo"]);
+    wsc()
+        .arg(&url)
+        .write_stdin("hello\nsecond line\n\nlast")
+        .assert()
+        .code(0)
+        .stdout("hello\nsecond line\n\nlast\n");
+}
+
+#[test]
+fn stdin_lines_become_messages_against_python_peer() {
+    let (_peer, base) = py_peer();
+    wsc()
+        .arg(format!("{base}/echo"))
+        .write_stdin("héllo ✓\r\nworld\n")
+        .assert()
+        .code(0)
+        .stdout("héllo ✓\nworld\n");
+}
+
+#[test]
+fn json_events_have_a_schema() {
+    let (_peer, base) = py_peer();
+    let out = wsc()
+        .args([&format!("{base}/echo"), "--json", "--send", "hi"])
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let events = json_lines(&out);
+    assert_eq!(
+        kinds(&events),
+        ["connect", "open", "message", "close"],
+        "{events:?}"
+    );
+    for e in &events {
+        let time = e["time"].as_str().expect("time is a string");
+        assert!(
+            time.len() == 27 && time.ends_with('Z') && time.as_bytes()[10] == b'T',
+            "{time}"
+        );
+        assert!(e["elapsed"].as_f64().is_some_and(|t| t >= 0.0), "{e}");
+    }
+    assert_eq!(events[1]["status"], 101);
+    assert!(events[1]["headers"].is_object());
+    assert_eq!(events[2]["type"], "text");
+    assert_eq!(events[2]["text"], "hi");
+    assert_eq!(events[2]["len"], 2);
+    assert_eq!(events[3]["code"], 1000);
+    assert_eq!(events[3]["local"], true);
+
+    // Binary payloads are base64 in "data".
+    let out = wsc()
+        .args([
+            &format!("{base}/echo"),
+            "--json",
+            "--binary",
+            "--send",
+            "hi",
+        ])
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let events = json_lines(&out);
+    let msg = events
+        .iter()
+        .find(|e| e["kind"] == "message")
+        .expect("a message");
+    assert_eq!(msg["type"], "binary");
+    assert_eq!(msg["data"], "aGk=");
+    assert!(msg.get("text").is_none());
+}
+
+#[test]
+fn binary_is_shown_as_hex_or_base64() {
+    let (_srv, url) = serve(&["--echo"]);
+    wsc()
+        .args([&url, "--binary", "--send", "hi\u{1b}"])
+        .assert()
+        .code(0)
+        .stdout("[binary 3 bytes] 68691b\n");
+    wsc()
+        .args([
+            &url,
+            "--binary",
+            "--binary-format",
+            "base64",
+            "--send",
+            "hello",
+        ])
+        .assert()
+        .code(0)
+        .stdout("[binary 5 bytes, base64] aGVsbG8=\n");
+}
+
+#[test]
+fn count_exits_after_n_messages() {
+    let (_peer, base) = py_peer();
+    let out = wsc()
+        .args([
+            &format!("{base}/send?size=5&count=3&type=text"),
+            "--count",
+            "2",
+        ])
+        .write_stdin("")
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    assert_eq!(String::from_utf8_lossy(&out), "héll\nhéll\n");
+}
+
+#[test]
+fn send_exits_after_the_replies() {
+    let (_srv, url) = serve(&["--echo"]);
+    wsc()
+        .args([&url, "--send", "one", "--send", "two"])
+        .assert()
+        .code(0)
+        .stdout("one\ntwo\n");
+}
+
+#[test]
+fn verbose_prints_the_handshake_response() {
+    let (_srv, url) = serve(&["--echo"]);
+    wsc()
+        .args([&url, "-v", "--send", "x", "-H", "X-Test: 1"])
+        .assert()
+        .code(0)
+        .stdout("x\n")
+        .stderr(
+            predicate::str::contains("tcp connected")
+                .and(predicate::str::contains("HTTP/1.1 101 Switching Protocols"))
+                .and(predicate::str::contains("Sec-WebSocket-Accept:")),
+        );
+}
+
+#[test]
+fn headers_subprotocol_and_origin_reach_the_server() {
+    let (_peer, base) = py_peer();
+    let out = wsc()
+        .args([
+            &format!("{base}/headers"),
+            "--json",
+            "--count",
+            "1",
+            "-H",
+            "Cookie: PHPSID=82u98fjhakfusuanfnahfi",
+            "--header",
+            "OtherKey: values",
+            "--origin",
+            "http://example.test",
+            "--subprotocol",
+            "chat.v1",
+        ])
+        .write_stdin("")
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let events = json_lines(&out);
+    let msg = events
+        .iter()
+        .find(|e| e["kind"] == "message")
+        .expect("a message");
+    let seen: Value =
+        serde_json::from_str(msg["text"].as_str().expect("text")).expect("JSON headers");
+    assert_eq!(seen["cookie"], "PHPSID=82u98fjhakfusuanfnahfi");
+    assert_eq!(seen["otherkey"], "values");
+    assert_eq!(seen["origin"], "http://example.test");
+    assert_eq!(seen["sec-websocket-protocol"], "chat.v1");
+}
+
+// ---------------------------------------------------------------- exit codes
+
+#[test]
+fn exit_5_when_the_handshake_is_refused() {
+    let (_peer, base) = py_peer();
+    wsc()
+        .args([&format!("{base}/reject?status=403"), "--send", "x"])
+        .assert()
+        .code(5)
+        .stdout("")
+        .stderr(predicate::str::contains("403"));
+}
+
+#[test]
+fn exit_3_when_the_connection_is_refused() {
+    let port = refused_port();
+    wsc()
+        .args([&format!("ws://127.0.0.1:{port}/"), "--send", "x"])
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("refused"));
+}
+
+#[test]
+fn exit_3_after_the_reconnect_attempts() {
+    let port = refused_port();
+    let out = wsc()
+        .args([
+            &format!("ws://127.0.0.1:{port}/"),
+            "--reconnect",
+            "0.05",
+            "--max-attempts",
+            "2",
+            "--json",
+        ])
+        .write_stdin("")
+        .assert()
+        .code(3)
+        .get_output()
+        .stdout
+        .clone();
+    let events = json_lines(&out);
+    let k = kinds(&events);
+    assert_eq!(k.iter().filter(|k| **k == "reconnect").count(), 2, "{k:?}");
+    assert_eq!(k.iter().filter(|k| **k == "error").count(), 3, "{k:?}");
+    assert_eq!(events[0]["exit"], 3);
+    assert_eq!(events[0]["error_kind"], "connect");
+}
+
+#[test]
+fn exit_7_when_the_peer_closes_with_another_code() {
+    let (_peer, base) = py_peer();
+    wsc()
+        .args([
+            &format!("{base}/close?code=4001&reason=bye"),
+            "--count",
+            "1",
+        ])
+        .write_stdin("")
+        .assert()
+        .code(7)
+        .stderr(predicate::str::contains("closed by peer: 4001 bye"));
+    // 1000 from the peer is a normal end.
+    wsc()
+        .args([&format!("{base}/close?code=1000"), "--count", "1"])
+        .write_stdin("")
+        .assert()
+        .code(0);
+}
+
+#[test]
+fn exit_8_when_the_connection_is_lost() {
+    let (_peer, base) = py_peer();
+    wsc()
+        .args([&format!("{base}/drop-mid-message"), "--count", "1"])
+        .write_stdin("")
+        .assert()
+        .code(8);
+    // No pong within --ping-timeout.
+    wsc()
+        .args([
+            &format!("{base}/silent"),
+            "--ping-interval",
+            "0.2",
+            "--ping-timeout",
+            "0.3",
+            "--count",
+            "1",
+        ])
+        .write_stdin("")
+        .assert()
+        .code(8)
+        .stderr(predicate::str::contains("no pong"));
+}
+
+#[test]
+fn exit_9_on_timeout() {
+    let (_peer, base) = py_peer();
+    wsc()
+        .args([
+            &format!("{base}/silent"),
+            "--timeout",
+            "0.3",
+            "--count",
+            "1",
+        ])
+        .write_stdin("")
+        .assert()
+        .code(9);
+}
+
+#[test]
+fn exit_2_on_usage_errors_and_help_documents_exit_codes() {
+    wsc().assert().code(2);
+    wsc().args(["ws://x", "--count", "many"]).assert().code(2);
+    wsc()
+        .args(["ftp://example.test/", "--send", "x"])
+        .assert()
+        .code(2);
+    wsc()
+        .args(["ws://127.0.0.1:1/", "--proxy", "gopher://p:1"])
+        .assert()
+        .code(2);
+    wsc().arg("--help").assert().code(0).stdout(
+        predicate::str::contains("Exit codes:")
+            .and(predicate::str::contains("7    closed by the peer")),
+    );
+}
+
+// ---------------------------------------------------------------- heartbeat, echo
+
+#[test]
+fn ping_interval_shows_pongs_with_rtt() {
+    let (_srv, url) = serve(&["--echo"]);
+    let out = wsc()
+        .args([
+            &url,
+            "--ping-interval",
+            "0.1",
+            "--json",
+            "--timeout",
+            "0.6",
+            "--count",
+            "1",
+        ])
+        .write_stdin("")
+        .assert()
+        .code(9)
+        .get_output()
+        .stdout
+        .clone();
+    let events = json_lines(&out);
+    let pong = events
+        .iter()
+        .find(|e| e["kind"] == "pong")
+        .expect("a pong event");
+    assert!(pong["rtt_ms"].as_f64().is_some_and(|ms| ms > 0.0), "{pong}");
+    assert_eq!(events.last().expect("events")["kind"], "close");
+}
+
+#[test]
+fn echo_mode_sends_messages_back() {
+    let probe =
+        Proc::spawn(StdCommand::new(python()).arg(root().join("wsc/tests/peers/py_echo_probe.py")));
+    let port: u16 = probe.wait_line("PORT", |l| {
+        l.strip_prefix("PORT ").and_then(|n| n.trim().parse().ok())
+    });
+    wsc()
+        .args([&format!("ws://127.0.0.1:{port}/"), "--echo"])
+        .write_stdin("")
+        .assert()
+        .code(0)
+        .stdout("probe-1\n[binary 7 bytes] 70726f62652d32\n");
+    let verdict = probe.wait_line("verdict", |l| {
+        (l.starts_with("ECHOED") || l.starts_with("BAD")).then(|| l.to_owned())
+    });
+    assert_eq!(verdict, "ECHOED probe-1 probe-2");
+}
+
+// ---------------------------------------------------------------- demo
+
+#[test]
+fn demo_runs_the_seed_scenario() {
+    let started = std::time::Instant::now();
+    let out = wsc()
+        .arg("demo")
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8_lossy(&out);
+    let mut at = 0;
+    for want in [
+        "tcp connected",
+        "HTTP/1.1 101 Switching Protocols",
+        "recv: hello",
+        "pong: rtt",
+        "connection closed and try to reconnect",
+        "tcp connected",
+        "HTTP/1.1 101 Switching Protocols",
+        "recv: hello",
+        "connection closed",
+    ] {
+        match text[at..].find(want) {
+            Some(i) => at += i + want.len(),
+            None => panic!("{want:?} missing (in order) from the demo's output:\n{text}"),
+        }
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the demo took {:?}",
+        started.elapsed()
+    );
+}
+
+// ---------------------------------------------------------------- serve
+
+fn node_ok() -> bool {
+    let ok = StdCommand::new("node")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok && root().join("peers/node_modules/ws/package.json").exists(),
+        "node and peers/node_modules/ws are needed: run scripts/install-peers.sh"
+    );
+    ok
+}
+
+#[test]
+fn serve_interoperates_with_python_websockets() {
+    let (_srv, url) = serve(&["--echo"]);
+    Command::new(python())
+        .arg(root().join("wsc/tests/peers/py_client.py"))
+        .args(["echo", &url])
+        .timeout(LIMIT)
+        .assert()
+        .code(0)
+        .stdout("OK\n");
+}
+
+#[test]
+fn serve_interoperates_with_node_ws() {
+    assert!(node_ok());
+    let (_srv, url) = serve(&["--echo"]);
+    Command::new("node")
+        .arg(root().join("wsc/tests/peers/node_client.js"))
+        .arg(&url)
+        .timeout(LIMIT)
+        .assert()
+        .code(0)
+        .stdout("OK\n");
+}
+
+#[test]
+fn serve_compresses_with_python_and_node() {
+    assert!(node_ok());
+    let (_srv, url) = serve(&["--echo", "--compress"]);
+    Command::new(python())
+        .arg(root().join("wsc/tests/peers/py_client.py"))
+        .args(["echo", &url, "--compress"])
+        .timeout(LIMIT)
+        .assert()
+        .code(0)
+        .stdout("OK\n");
+    Command::new("node")
+        .arg(root().join("wsc/tests/peers/node_client.js"))
+        .args([&url, "--compress"])
+        .timeout(LIMIT)
+        .assert()
+        .code(0)
+        .stdout("OK\n");
+}
+
+#[test]
+fn serve_broadcasts_to_every_client() {
+    let (_srv, url) = serve(&["--broadcast"]);
+    Command::new(python())
+        .arg(root().join("wsc/tests/peers/py_client.py"))
+        .args(["broadcast", &url])
+        .timeout(LIMIT)
+        .assert()
+        .code(0)
+        .stdout("OK\n");
+}
+
+// ---------------------------------------------------------------- bench
+
+#[test]
+fn bench_echo_against_wsc_serve() {
+    let (_srv, url) = serve(&["--echo"]);
+    let out = wsc()
+        .args([
+            "bench",
+            &url,
+            "--conns",
+            "10",
+            "--duration",
+            "2",
+            "--size",
+            "64",
+            "--json",
+        ])
+        .assert()
+        .code(0)
+        .stderr(predicate::str::contains("up 10/10"))
+        .get_output()
+        .stdout
+        .clone();
+    let s: Value = serde_json::from_slice(&out).expect("one JSON summary");
+    assert_eq!(s["connected"], 10, "{s}");
+    assert_eq!(s["errors"], 0, "{s}");
+    assert!(s["messages"].as_u64().is_some_and(|n| n > 0), "{s}");
+    assert_eq!(
+        s["sent"]["bytes"].as_u64(),
+        s["sent"]["messages"].as_u64().map(|n| n * 64)
+    );
+    let lat = &s["latency_ms"];
+    for k in ["p50", "p90", "p99", "p99_9", "max"] {
+        assert!(lat[k].as_f64().is_some_and(|v| v > 0.0), "{k}: {s}");
+    }
+    assert!(
+        lat["p50"].as_f64() <= lat["p99"].as_f64() && lat["p99"].as_f64() <= lat["max"].as_f64()
+    );
+}
+
+#[test]
+fn bench_paced_send_mode_and_text_report() {
+    let (_srv, url) = serve(&["--echo"]);
+    wsc()
+        .args([
+            "bench", &url, "-c", "3", "-r", "50", "-d", "1", "-m", "send", "-q",
+        ])
+        .assert()
+        .code(0)
+        .stdout(
+            predicate::str::contains("3 opened, 0 failed")
+                .and(predicate::str::contains("errors: none")),
+        );
+}
+
+// ---------------------------------------------------------------- record, replay
+
+#[test]
+fn record_and_replay_round_trip() {
+    let (_srv, url) = serve(&["--echo"]);
+    let dir = std::env::temp_dir().join(format!("wsc-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("session.ndjson");
+    wsc()
+        .args([&url, "--record", file.to_str().expect("utf-8 path")])
+        .write_stdin("first\nsecond\nthird\n")
+        .assert()
+        .code(0)
+        .stdout("first\nsecond\nthird\n");
+    let recorded = json_lines(&std::fs::read(&file).expect("recording"));
+    assert_eq!(recorded[0]["wsc_record"], 1);
+    let dirs: Vec<&str> = recorded.iter().filter_map(|l| l["dir"].as_str()).collect();
+    assert_eq!(
+        dirs.iter().filter(|d| **d == "out").count(),
+        3,
+        "{recorded:?}"
+    );
+    assert_eq!(
+        dirs.iter().filter(|d| **d == "in").count(),
+        3,
+        "{recorded:?}"
+    );
+    assert!(
+        recorded
+            .iter()
+            .all(|l| l.get("wsc_record").is_some() || l["t"].is_f64())
+    );
+
+    for extra in [None, Some("--as-fast-as-possible")] {
+        let mut cmd = wsc();
+        cmd.args(["replay", file.to_str().expect("utf-8 path"), &url, "--json"]);
+        if let Some(e) = extra {
+            cmd.arg(e);
+        }
+        let out = cmd.assert().code(0).get_output().stdout.clone();
+        let texts: Vec<String> = json_lines(&out)
+            .iter()
+            .filter(|e| e["kind"] == "message")
+            .map(|e| e["text"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        assert_eq!(texts, ["first", "second", "third"]);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
