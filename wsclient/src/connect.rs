@@ -511,6 +511,24 @@ impl ConnectOptions {
     /// # Errors
     /// Any [`Error`] of the phases, each telling which phase failed.
     pub async fn connect(&self) -> Result<(WebSocket<MaybeTlsStream>, Response), Error> {
+        self.connect_with(|_| {}).await
+    }
+
+    /// Like [`ConnectOptions::connect`], calling `on_transport` with each
+    /// transport as soon as it is open (TCP, proxy and TLS done), before
+    /// its upgrade request: once, or once per hop when following
+    /// redirects. For callers that report the transport separately (the
+    /// event client's `on_connect`).
+    ///
+    /// # Errors
+    /// As [`ConnectOptions::connect`].
+    pub async fn connect_with<F>(
+        &self,
+        mut on_transport: F,
+    ) -> Result<(WebSocket<MaybeTlsStream>, Response), Error>
+    where
+        F: FnMut(&MaybeTlsStream),
+    {
         self.check_headers()?;
         let first = self.parsed_url()?;
         let mut url = first.clone();
@@ -519,6 +537,7 @@ impl ConnectOptions {
             let target = Target::from_url(&url)?;
             let request = self.request_for(&url, first.origin() == url.origin());
             let io = self.transport_to(&target).await?;
+            on_transport(&io);
             let rejected = match self.handshake_at(io, &target, &request).await {
                 Err(Error::Handshake(HandshakeError::Rejected(r)))
                     if redirects < self.max_redirects && is_redirect(r.status()) =>
@@ -537,7 +556,12 @@ impl ConnectOptions {
                 }
                 .into());
             }
-            tracing::debug!(from = %url, to = %next, status = %rejected.status(), "following redirect");
+            tracing::debug!(
+                from = %without_credentials(&url),
+                to = %without_credentials(&next),
+                status = %rejected.status(),
+                "following redirect"
+            );
             url = next;
             redirects += 1;
         }
@@ -561,6 +585,14 @@ fn transport_error(e: std::io::Error) -> Error {
             _ => Error::Io(e),
         },
     }
+}
+
+/// `url` without user name and password, for logs.
+fn without_credentials(url: &url::Url) -> url::Url {
+    let mut url = url.clone();
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    url
 }
 
 /// The statuses that redirect a WebSocket upgrade.

@@ -295,6 +295,23 @@ async fn follows_301_302_303_307_308_with_relative_and_absolute_locations() {
 }
 
 #[tokio::test]
+async fn connect_with_reports_each_hop() {
+    let peer = Peer::start(PeerKind::Python, &PeerOptions::default());
+    let r = Redirector::start(vec![route("/start", 307, peer.url("/echo"))], None).await;
+    let mut hops = Vec::new();
+    let opts = ConnectOptions::new(r.url("ws", "/start")).max_redirects(1);
+    let (mut ws, _) = tokio::time::timeout(
+        LIMIT,
+        opts.connect_with(|io| hops.push(io.peer_addr().unwrap().port())),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    echo(&mut ws).await;
+    assert_eq!(hops, [r.port, peer.port]);
+}
+
+#[tokio::test]
 async fn relative_location_forms() {
     let peer = Peer::start(PeerKind::Python, &PeerOptions::default());
     let r = Redirector::start(

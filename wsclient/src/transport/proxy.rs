@@ -244,8 +244,9 @@ pub fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Where a connection's proxy setting comes from.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Where a connection's proxy setting comes from. Its `Debug` hides the
+/// proxy password.
+#[derive(Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ProxyConfig {
     /// Connect directly (the default: the environment is not read unless
@@ -257,6 +258,16 @@ pub enum ProxyConfig {
     /// Read `HTTPS_PROXY` / `HTTP_PROXY` / `ALL_PROXY` / `NO_PROXY` (see
     /// [`from_vars`]) at every connect.
     Env,
+}
+
+impl fmt::Debug for ProxyConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProxyConfig::Direct => f.write_str("Direct"),
+            ProxyConfig::Url(u) => f.debug_tuple("Url").field(&redact(u)).finish(),
+            ProxyConfig::Env => f.write_str("Env"),
+        }
+    }
 }
 
 impl ProxyConfig {
@@ -650,6 +661,18 @@ mod tests {
         let long = "x".repeat(256);
         assert!(Proxy::parse(&format!("socks5://{long}:p@h")).is_err());
         assert!(Proxy::parse(&format!("http://{long}:p@h")).is_ok());
+    }
+
+    #[test]
+    fn debug_hides_the_password() {
+        let c = ProxyConfig::Url("socks5h://user:hunter2@h:1/".into());
+        let text = format!("{c:?}");
+        assert!(
+            !text.contains("hunter2") && text.contains("user:***@h:1"),
+            "{text}"
+        );
+        assert_eq!(redact("http://h:1"), "http://h:1");
+        assert_eq!(redact("h:1"), "h:1");
     }
 
     #[test]
