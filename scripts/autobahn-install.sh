@@ -50,11 +50,16 @@ find_py27() {
     return 1
 }
 
+# find_py3 MINOR: a python3 >= 3.MINOR with venv (kosoku needs 3.10).
 find_py3() {
-    local c
-    for c in "${AUTOBAHN_PY3:-}" python3; do
+    local min="${1:-8}" c v cands=("${AUTOBAHN_PY3:-}" python3)
+    for v in 13 12 11 10; do cands+=("python3.$v"); done
+    if command -v pyenv >/dev/null 2>&1; then
+        for c in "$(pyenv root)"/versions/3.*/bin/python3; do cands+=("$c"); done
+    fi
+    for c in "${cands[@]}"; do
         if [[ -n "$c" ]] && command -v "$c" >/dev/null 2>&1 \
-            && "$c" -c 'import sys, venv; assert sys.version_info >= (3, 8)' >/dev/null 2>&1; then
+            && "$c" -c "import sys, venv; assert sys.version_info >= (3, $min)" >/dev/null 2>&1; then
             command -v "$c"; return 0
         fi
     done
@@ -89,20 +94,21 @@ install_kosoku() {
     if [[ -f "$VENV/.autobahn-backend" ]] \
         && [[ "$(cat "$VENV/.autobahn-backend")" == "kosoku $KOSOKU_VERSION" ]] \
         && "$VENV/bin/python" -c 'import kosoku' >/dev/null 2>&1; then
-        echo "autobahn-install: using kosoku $KOSOKU_VERSION ($("$VENV/bin/python" -V 2>&1)) in $VENV (already installed; no Python 2.7 found)"
+        echo "autobahn-install: using kosoku $KOSOKU_VERSION ($("$VENV/bin/python" -V 2>&1)) in $VENV (already installed; $WHY)"
         return 0
     fi
-    py3="$(find_py3)" || die "neither Python 2.7 nor python3 (>= 3.8) found"
+    py3="$(find_py3 10)" || die "neither Python 2.7 nor python3 >= 3.10 (for kosoku) found"
     rm -rf "$VENV"
     quiet "$py3" -m venv "$VENV"
     quiet "$VENV/bin/python" -m pip install --quiet "kosoku==$KOSOKU_VERSION"
     "$VENV/bin/python" -c 'import kosoku' >>"$LOG" 2>&1 || die "kosoku does not import"
     echo "kosoku $KOSOKU_VERSION" >"$VENV/.autobahn-backend"
-    echo "autobahn-install: using kosoku $KOSOKU_VERSION ($("$VENV/bin/python" -V 2>&1)) in $VENV (no Python 2.7 found)"
+    echo "autobahn-install: using kosoku $KOSOKU_VERSION ($("$VENV/bin/python" -V 2>&1)) in $VENV ($WHY)"
 }
 
+WHY="no Python 2.7 found"
 case "${AUTOBAHN_BACKEND:-}" in
-    kosoku) install_kosoku ;;
+    kosoku) WHY="AUTOBAHN_BACKEND=kosoku"; install_kosoku ;;
     wstest)
         PY27="$(find_py27)" || die "AUTOBAHN_BACKEND=wstest but no Python 2.7 interpreter found"
         install_wstest "$PY27" ;;
