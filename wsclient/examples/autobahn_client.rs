@@ -1,5 +1,6 @@
 //! Runs every case of an Autobahn|Testsuite fuzzing server against this
-//! client: `autobahn_client ws://127.0.0.1:9001 AGENT`.
+//! client: `autobahn_client ws://127.0.0.1:9001 AGENT [--deflate]`
+//! (`--deflate` offers permessage-deflate, for sections 12 and 13).
 //!
 //! For each case it connects to `/runCase?case=N&agent=AGENT` and echoes
 //! every text and binary message until the server closes; then it asks the
@@ -8,10 +9,11 @@
 use futures_util::StreamExt;
 use wsclient::{ConnectOptions, Error, Message};
 
-fn options(url: String) -> ConnectOptions {
+fn options(url: String, deflate: bool) -> ConnectOptions {
     ConnectOptions::new(url)
         .max_frame_size(64 << 20)
         .max_message_size(64 << 20)
+        .compression(deflate)
 }
 
 async fn case_count(base: &str) -> Result<u32, Error> {
@@ -25,9 +27,9 @@ async fn case_count(base: &str) -> Result<u32, Error> {
     Ok(count)
 }
 
-async fn run_case(base: &str, case: u32, agent: &str) -> Result<(), Error> {
+async fn run_case(base: &str, case: u32, agent: &str, deflate: bool) -> Result<(), Error> {
     let url = format!("{base}/runCase?case={case}&agent={agent}");
-    let (mut ws, _) = options(url).connect().await?;
+    let (mut ws, _) = options(url, deflate).connect().await?;
     while let Some(msg) = ws.next().await {
         match msg? {
             m @ (Message::Text(_) | Message::Binary(_)) => ws.send(m).await?,
@@ -42,12 +44,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let base = args.next().unwrap_or_else(|| "ws://127.0.0.1:9001".into());
     let agent = args.next().unwrap_or_else(|| "wsclient".into());
+    let deflate = args.any(|a| a == "--deflate");
     let count = case_count(&base).await?;
     println!("running {count} cases against {base} as {agent}");
     for case in 1..=count {
         // A case failing the connection is the expected outcome of many
         // cases; the server judges it, we only report it.
-        if let Err(e) = run_case(&base, case, &agent).await {
+        if let Err(e) = run_case(&base, case, &agent, deflate).await {
             eprintln!("case {case}: {e}");
         }
     }
