@@ -40,7 +40,9 @@ use crate::transport::tls::{self, TlsOptions};
 /// ws.send("hello").await?;
 /// # Ok(()) }
 /// ```
-#[derive(Debug, Clone)]
+///
+/// Its `Debug` output hides the URL's password and the proxy's.
+#[derive(Clone)]
 pub struct ConnectOptions {
     url: String,
     request: RequestOptions,
@@ -54,6 +56,37 @@ pub struct ConnectOptions {
     max_response_head: usize,
     config: Config,
     socket: SocketConfig,
+}
+
+impl std::fmt::Debug for ConnectOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let url = url::Url::parse(&self.url).map_or_else(
+            |_| self.url.clone(),
+            |u| {
+                if u.password().is_some() {
+                    let mut u = u;
+                    let _ = u.set_password(Some("***"));
+                    u.to_string()
+                } else {
+                    self.url.clone()
+                }
+            },
+        );
+        f.debug_struct("ConnectOptions")
+            .field("url", &url)
+            .field("request", &self.request)
+            .field("invalid_header", &self.invalid_header)
+            .field("tcp", &self.tcp)
+            .field("tls", &self.tls)
+            .field("proxy", &self.proxy)
+            .field("proxy_timeout", &self.proxy_timeout)
+            .field("handshake_timeout", &self.handshake_timeout)
+            .field("max_redirects", &self.max_redirects)
+            .field("max_response_head", &self.max_response_head)
+            .field("config", &self.config)
+            .field("socket", &self.socket)
+            .finish()
+    }
 }
 
 impl ConnectOptions {
@@ -429,7 +462,8 @@ impl ConnectOptions {
                 &base64::engine::general_purpose::STANDARD,
                 format!("{user}:{pass}"),
             );
-            if let Ok(v) = HeaderValue::try_from(format!("Basic {token}")) {
+            if let Ok(mut v) = HeaderValue::try_from(format!("Basic {token}")) {
+                v.set_sensitive(true);
                 request
                     .to_mut()
                     .headers

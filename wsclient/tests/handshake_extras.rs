@@ -101,6 +101,15 @@ async fn userinfo_becomes_basic_authorization() {
         assert!(!json.contains("alice"), "{kind}: {json}");
         echo(&mut ws).await;
 
+        let debug = format!(
+            "{:?}",
+            ConnectOptions::new(&url).proxy("http://u:hunter2@h:1")
+        );
+        assert!(
+            !debug.contains("s%3Acr") && !debug.contains("hunter2"),
+            "{debug}"
+        );
+
         // An explicit Authorization header wins over the URL's.
         let (mut ws, _) = connect(&ConnectOptions::new(&url).header("Authorization", "Bearer t0k"))
             .await
