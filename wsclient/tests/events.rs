@@ -489,3 +489,53 @@ async fn pause_and_resume_receiving() {
         .unwrap();
     assert_eq!(conn.close_code(), Some(wsclient::CloseCode(4000)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follows_redirects_when_enabled() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let peer = Peer::start(PeerKind::Python, &PeerOptions::default());
+    let target = peer.url("/echo");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut buf = [0u8; 4096];
+        let _ = s.read(&mut buf).await;
+        let reply =
+            format!("HTTP/1.1 302 Found\r\nLocation: {target}\r\nContent-Length: 0\r\n\r\n");
+        s.write_all(reply.as_bytes()).await.unwrap();
+    });
+    let log = log();
+    let opts = ConnectOptions::new(format!("ws://127.0.0.1:{port}/old")).max_redirects(2);
+    let mut ws = Client::with_options(opts).unwrap();
+    let l = log.clone();
+    ws.on_connect(move |conn| {
+        push(
+            &l,
+            format!("connect {}", conn.remote_addr().unwrap().port()),
+        )
+    });
+    let l = log.clone();
+    ws.on_websocket_connect(move |conn, _| {
+        push(&l, "websocket_connect");
+        conn.send("after redirect").unwrap();
+    });
+    let l = log.clone();
+    ws.on_message(move |conn, m| {
+        push(&l, format!("message {m}"));
+        conn.close();
+    });
+    let conn = ws.connect();
+    tokio::time::timeout(Duration::from_secs(5), conn.finished())
+        .await
+        .unwrap();
+    assert_eq!(
+        snapshot(&log),
+        [
+            format!("connect {port}"),
+            format!("connect {}", peer.port),
+            "websocket_connect".into(),
+            "message after redirect".into()
+        ]
+    );
+}

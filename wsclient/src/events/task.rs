@@ -176,13 +176,15 @@ async fn run_attempt(
     rx: &mut mpsc::UnboundedReceiver<Command>,
     pending: &mut VecDeque<Message>,
 ) -> End {
-    let io = match options.connect_transport().await {
-        Ok(io) => io,
-        Err(e) => return End::failed(e),
-    };
-    *Conn::lock(&conn.shared().addrs) = (io.peer_addr().ok(), io.local_addr().ok());
-    cb.on_connect(conn);
-    let (ws, response) = match options.handshake(io).await {
+    // Transport, then upgrade (following redirects when enabled);
+    // `on_connect` fires as each transport is up, before its upgrade.
+    let result = options
+        .connect_with(|io| {
+            *Conn::lock(&conn.shared().addrs) = (io.peer_addr().ok(), io.local_addr().ok());
+            cb.on_connect(conn);
+        })
+        .await;
+    let (ws, response) = match result {
         Ok(x) => x,
         Err(e) => return End::failed(e),
     };
