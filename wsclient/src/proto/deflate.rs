@@ -24,8 +24,8 @@
 //! Per connection, at most one compressor (zlib: about
 //! `2^(window_bits + 2)` + 128 KiB, 256 KiB for 15 bits) and one
 //! decompressor (`2^window_bits` + ~7 KiB), each allocated on first use.
-//! An inflating message grows in chunks of at most 32 KiB (or what the
-//! buffer already holds) and never past `max_message_size + 1` bytes.
+//! An inflating message grows in steps of at most 1 MiB and never past
+//! `max_message_size + 1` bytes.
 
 use bytes::BytesMut;
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
@@ -46,9 +46,13 @@ const MIN_WINDOW_BITS: u8 = 8;
 const MAX_WINDOW_BITS: u8 = 15;
 /// The smallest window zlib can use for raw DEFLATE.
 const ZLIB_MIN_WINDOW_BITS: u8 = 9;
-/// The largest output step while inflating, so a bomb is caught before it
-/// is allocated.
-const INFLATE_CHUNK: usize = 32 << 10;
+/// The first output step while inflating (at least; more for larger
+/// input). Each step that fills up doubles the next, up to
+/// [`INFLATE_CHUNK_MAX`]; the steps are zero-filled, so they stay close to
+/// what the input can produce.
+const INFLATE_CHUNK_MIN: usize = 4 << 10;
+/// The largest output step: a bomb is caught within one step of the limit.
+const INFLATE_CHUNK_MAX: usize = 1 << 20;
 
 // ---------------------------------------------------------------------------
 // Configuration and negotiated parameters
@@ -788,12 +792,17 @@ impl PerMessageDeflate {
             .decompressor
             .get_or_insert_with(|| Decompress::new_with_window_bits(false, bits));
         let limit = max.saturating_add(1);
+        let mut step = input
+            .len()
+            .saturating_mul(4)
+            .clamp(INFLATE_CHUNK_MIN, INFLATE_CHUNK_MAX);
         loop {
             let start = out.len();
             if start > max {
                 return Err(ProtocolError::MessageTooLarge { max });
             }
-            let room = (limit - start).min(INFLATE_CHUNK.max(out.capacity() - start));
+            let room = (limit - start).min(step);
+            step = (step * 2).min(INFLATE_CHUNK_MAX);
             out.resize(start + room, 0);
             let (before_in, before_out) = (d.total_in(), d.total_out());
             let status = d.decompress(input, &mut out[start..], FlushDecompress::Sync);
@@ -1318,7 +1327,7 @@ mod tests {
         assert_eq!(err, ProtocolError::MessageTooLarge { max });
         assert!(out.len() <= max + 1);
         assert!(
-            out.capacity() <= 2 * (max + 1) + INFLATE_CHUNK,
+            out.capacity() <= 2 * (max + 1) + INFLATE_CHUNK_MAX,
             "{}",
             out.capacity()
         );
