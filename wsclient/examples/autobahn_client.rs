@@ -31,9 +31,8 @@ async fn run_case(base: &str, case: u32, agent: &str, deflate: bool) -> Result<(
     let url = format!("{base}/runCase?case={case}&agent={agent}");
     let (mut ws, _) = options(url, deflate).connect().await?;
     while let Some(msg) = ws.next().await {
-        match msg? {
-            m @ (Message::Text(_) | Message::Binary(_)) => ws.send(m).await?,
-            _ => {}
+        if let m @ (Message::Text(_) | Message::Binary(_)) = msg? {
+            ws.send(m).await?;
         }
     }
     Ok(())
