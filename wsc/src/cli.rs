@@ -71,7 +71,7 @@ pub struct ConnArgs {
     /// Accept any TLS certificate (testing only).
     #[arg(short = 'k', long)]
     pub insecure: bool,
-    /// Connect through a proxy: http://[user:pass@]host:port, socks5://..., socks5h://...
+    /// Connect through a proxy: `http://[user:pass@]host:port`, `socks5://...`, `socks5h://...`
     #[arg(long, value_name = "URL")]
     pub proxy: Option<String>,
     /// Offer permessage-deflate compression.

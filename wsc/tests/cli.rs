@@ -714,3 +714,98 @@ fn record_and_replay_round_trip() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// ---------------------------------------------------------------- proxy, compression
+
+/// Waits (bounded) until something accepts on 127.0.0.1:`port`.
+fn wait_accepting(port: u16, what: &str) {
+    let deadline = std::time::Instant::now() + LIMIT;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} never listened on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn proxy_flag_goes_through_socks5() {
+    let bin = ["/usr/bin/microsocks", "/usr/local/bin/microsocks"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("microsocks is needed: run scripts/install-proxies.sh");
+    let (_srv, url) = serve(&["--echo"]);
+    let port = refused_port();
+    let _proxy =
+        Proc::spawn(StdCommand::new(bin).args(["-i", "127.0.0.1", "-p", &port.to_string()]));
+    wait_accepting(port, "microsocks");
+    let out = wsc()
+        .args([
+            &url,
+            "--proxy",
+            &format!("socks5://127.0.0.1:{port}"),
+            "--json",
+            "--send",
+            "via proxy",
+        ])
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let events = json_lines(&out);
+    assert_eq!(
+        events[0]["remote"],
+        format!("127.0.0.1:{port}"),
+        "connected to the proxy"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["kind"] == "message" && e["text"] == "via proxy")
+    );
+    // A proxy that is not there is a connect failure.
+    wsc()
+        .args([
+            &url,
+            "--proxy",
+            &format!("socks5://127.0.0.1:{}", refused_port()),
+            "--send",
+            "x",
+        ])
+        .assert()
+        .code(3);
+}
+
+#[test]
+fn compress_flag_negotiates_permessage_deflate() {
+    let p = Proc::spawn(
+        StdCommand::new(python())
+            .arg(root().join("peers/py_server.py"))
+            .args(["--port", "0", "--compression"]),
+    );
+    let port: u16 = p.wait_line("PORT", |l| {
+        l.strip_prefix("PORT ").and_then(|n| n.trim().parse().ok())
+    });
+    let big = "compressible ".repeat(1000);
+    let out = wsc()
+        .args([
+            &format!("ws://127.0.0.1:{port}/echo"),
+            "--compress",
+            "--json",
+            "--send",
+            &big,
+        ])
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let events = json_lines(&out);
+    let ext = events[1]["headers"]["sec-websocket-extensions"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(ext.starts_with("permessage-deflate"), "{}", events[1]);
+    assert_eq!(events[2]["text"], big.as_str());
+}
