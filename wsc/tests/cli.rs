@@ -629,7 +629,7 @@ fn bench_echo_against_wsc_serve() {
         ])
         .assert()
         .code(0)
-        .stderr(predicate::str::contains("up 10/10"))
+        .stderr(predicate::str::contains("/10 | out"))
         .get_output()
         .stdout
         .clone();
@@ -808,4 +808,103 @@ fn compress_flag_negotiates_permessage_deflate() {
         .unwrap_or_default();
     assert!(ext.starts_with("permessage-deflate"), "{}", events[1]);
     assert_eq!(events[2]["text"], big.as_str());
+}
+
+// ---------------------------------------------------------------- TLS, limits
+
+/// A throw-away CA and a server certificate for 127.0.0.1, as PEM files:
+/// `(dir, ca, cert, key)`.
+fn test_pki() -> (PathBuf, PathBuf, PathBuf, PathBuf) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+        KeyUsagePurpose,
+    };
+    let dir = std::env::temp_dir().join(format!("wsc-pki-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "wsc test CA");
+    ca.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca_key = KeyPair::generate().expect("CA key");
+    let ca_cert = ca.self_signed(&ca_key).expect("CA certificate");
+    let mut leaf = CertificateParams::new(vec!["127.0.0.1".to_owned()]).expect("leaf params");
+    leaf.distinguished_name
+        .push(DnType::CommonName, "127.0.0.1");
+    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let key = KeyPair::generate().expect("leaf key");
+    let cert = leaf.signed_by(&key, &ca_cert, &ca_key).expect("sign leaf");
+    let paths = (
+        dir.join("ca.pem"),
+        dir.join("server.pem"),
+        dir.join("server.key"),
+    );
+    std::fs::write(&paths.0, ca_cert.pem()).expect("write");
+    std::fs::write(&paths.1, cert.pem()).expect("write");
+    std::fs::write(&paths.2, key.serialize_pem()).expect("write");
+    (dir, paths.0, paths.1, paths.2)
+}
+
+#[test]
+fn tls_exit_4_unless_the_ca_is_trusted_or_insecure() {
+    let (dir, ca, cert, key) = test_pki();
+    let p = Proc::spawn(
+        StdCommand::new(python())
+            .arg(root().join("peers/py_server.py"))
+            .args(["--port", "0", "--tls-cert"])
+            .arg(&cert)
+            .arg("--tls-key")
+            .arg(&key),
+    );
+    let port: u16 = p.wait_line("PORT", |l| {
+        l.strip_prefix("PORT ").and_then(|n| n.trim().parse().ok())
+    });
+    let url = format!("wss://127.0.0.1:{port}/echo");
+    wsc()
+        .args([&url, "--send", "x"])
+        .assert()
+        .code(4)
+        .stderr(predicate::str::contains("TLS"));
+    wsc()
+        .args([&url, "--send", "trusted", "--cacert"])
+        .arg(&ca)
+        .assert()
+        .code(0)
+        .stdout("trusted\n");
+    wsc()
+        .args([&url, "--send", "insecure", "--insecure"])
+        .assert()
+        .code(0)
+        .stdout("insecure\n");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn exit_6_when_a_message_exceeds_max_message_size() {
+    let (_peer, base) = py_peer();
+    let out = wsc()
+        .args([
+            &format!("{base}/send?size=100&count=1&type=text"),
+            "--max-message-size",
+            "10",
+            "--count",
+            "1",
+            "--json",
+        ])
+        .write_stdin("")
+        .assert()
+        .code(6)
+        .get_output()
+        .stdout
+        .clone();
+    let events = json_lines(&out);
+    let err = events
+        .iter()
+        .find(|e| e["kind"] == "error")
+        .expect("an error event");
+    assert_eq!(err["error_kind"], "protocol");
+    assert!(!events.iter().any(|e| e["kind"] == "message"));
 }
