@@ -20,7 +20,10 @@ fn main() -> Result<(), wsclient::Error> {
     // $ws_connection->websocketPingInterval = 55;
     ws.ping_interval(Duration::from_secs(55));
     // $ws_connection->headers = ['Cookie' => '...', 'OtherKey' => 'values'];
-    ws.header("Cookie", "PHPSID=82u98fjhakfusuanfnahfi; token=2hf9a929jhfihaf9i");
+    ws.header(
+        "Cookie",
+        "PHPSID=82u98fjhakfusuanfnahfi; token=2hf9a929jhfihaf9i",
+    );
     ws.header("OtherKey", "values");
     // $ws_connection->websocketType = Ws::BINARY_TYPE_BLOB;
     ws.send_type(SendType::Text);

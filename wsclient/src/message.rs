@@ -51,7 +51,10 @@ impl Message {
     /// True for ping, pong and close.
     #[must_use]
     pub fn is_control(&self) -> bool {
-        matches!(self, Message::Ping(_) | Message::Pong(_) | Message::Close(_))
+        matches!(
+            self,
+            Message::Ping(_) | Message::Pong(_) | Message::Close(_)
+        )
     }
 
     /// The text, for a text message.

@@ -17,7 +17,9 @@ async fn read_and_write_halves_in_separate_tasks() {
         let (mut sink, mut stream) = ws.split();
         let writer = tokio::spawn(async move {
             for i in 0..200u32 {
-                sink.feed(Message::binary(i.to_be_bytes().to_vec())).await.unwrap();
+                sink.feed(Message::binary(i.to_be_bytes().to_vec()))
+                    .await
+                    .unwrap();
             }
             sink.flush().await.unwrap();
             sink

@@ -158,7 +158,9 @@ mod tests {
             CloseFrame::parse(Bytes::from_static(&[0x03, 0xE8, 0xFF])),
             Err(ProtocolError::InvalidCloseReason)
         );
-        let ok = CloseFrame::parse(Bytes::from_static(b"\x0f\xa1bye")).unwrap().unwrap();
+        let ok = CloseFrame::parse(Bytes::from_static(b"\x0f\xa1bye"))
+            .unwrap()
+            .unwrap();
         assert_eq!(ok.code, CloseCode(4001));
         assert_eq!(ok.reason.as_str(), "bye");
     }

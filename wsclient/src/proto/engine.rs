@@ -271,7 +271,9 @@ impl Engine {
             self.incoming = None;
             let mut payload = buf.split_to(inc.len);
             if let Some(key) = inc.header.mask {
-                apply_mask(&mut payload, key, 0);
+                // The first `checked` bytes were unmasked while arriving.
+                let done = inc.checked.min(payload.len());
+                apply_mask(&mut payload[done..], key, done);
             }
             if let Some(msg) = self.on_frame(inc, payload)? {
                 return Ok(Some(msg));
@@ -352,7 +354,7 @@ impl Engine {
 
     /// Checks the part of a text frame's payload that has arrived, so
     /// invalid text fails on its first bad byte, not when the frame ends.
-    fn check_partial_text(&mut self, buf: &BytesMut) -> Result<(), ProtocolError> {
+    fn check_partial_text(&mut self, buf: &mut BytesMut) -> Result<(), ProtocolError> {
         // Compressed payloads are checked once inflated.
         if self
             .incoming
@@ -363,14 +365,19 @@ impl Engine {
         let Some(inc) = self.incoming.as_mut() else {
             return Ok(());
         };
-        // Masked payloads (server role) are checked when complete.
-        if inc.header.mask.is_some() || buf.len() <= inc.checked {
+        if buf.len() <= inc.checked {
             return Ok(());
         }
         let opcode = inc.header.opcode;
+        let mask = inc.header.mask;
         let (from, to) = (inc.checked, buf.len());
         if !self.in_text(opcode) {
             return Ok(());
+        }
+        // Masked payloads (server role) are unmasked as they arrive, so the
+        // checked prefix is plain text; the rest is unmasked on completion.
+        if let Some(key) = mask {
+            apply_mask(&mut buf[from..to], key, from);
         }
         self.utf8
             .feed(&buf[from..to])

@@ -118,7 +118,13 @@ fn fragmented_with_interleaved_ping_and_auto_pong() {
     let mut e = client();
     let (msgs, err) = feed(&mut e, &bytes, 1);
     assert_eq!(err, None);
-    assert_eq!(msgs, vec![Message::Ping(Bytes::from_static(b"p1")), Message::text("hello wörld")]);
+    assert_eq!(
+        msgs,
+        vec![
+            Message::Ping(Bytes::from_static(b"p1")),
+            Message::text("hello wörld")
+        ]
+    );
     // The ping was answered with a pong carrying its payload.
     assert_eq!(sent_frames(e.output()), vec![(true, 0xA, b"p1".to_vec())]);
 }
@@ -130,32 +136,91 @@ fn zero_length_frames() {
     bytes.extend(frame(true, 0, 2, None, b""));
     let (msgs, err) = feed_all_ways(&bytes);
     assert_eq!(err, None);
-    assert_eq!(msgs, vec![Message::text(""), Message::binary(Vec::<u8>::new())]);
+    assert_eq!(
+        msgs,
+        vec![Message::text(""), Message::binary(Vec::<u8>::new())]
+    );
 }
 
 #[test]
 fn protocol_violations_map_to_1002() {
-    expect_error(&frame(true, 0, 1, Some([1, 2, 3, 4]), b"x"), ProtocolError::MaskedFrameFromServer, 1002);
-    expect_error(&frame(true, 4, 1, None, b"x"), ProtocolError::ReservedBits, 1002);
-    expect_error(&frame(true, 2, 1, None, b"x"), ProtocolError::ReservedBits, 1002);
-    expect_error(&frame(true, 1, 1, None, b"x"), ProtocolError::ReservedBits, 1002);
-    expect_error(&frame(true, 0, 3, None, b""), ProtocolError::UnknownOpcode(3), 1002);
-    expect_error(&frame(true, 0, 0xB, None, b""), ProtocolError::UnknownOpcode(0xB), 1002);
-    expect_error(&frame(false, 0, 9, None, b""), ProtocolError::FragmentedControlFrame, 1002);
-    expect_error(&frame(true, 0, 9, None, &[0; 126]), ProtocolError::ControlFrameTooLarge, 1002);
-    expect_error(&frame(true, 0, 0, None, b"x"), ProtocolError::UnexpectedContinuation, 1002);
+    expect_error(
+        &frame(true, 0, 1, Some([1, 2, 3, 4]), b"x"),
+        ProtocolError::MaskedFrameFromServer,
+        1002,
+    );
+    expect_error(
+        &frame(true, 4, 1, None, b"x"),
+        ProtocolError::ReservedBits,
+        1002,
+    );
+    expect_error(
+        &frame(true, 2, 1, None, b"x"),
+        ProtocolError::ReservedBits,
+        1002,
+    );
+    expect_error(
+        &frame(true, 1, 1, None, b"x"),
+        ProtocolError::ReservedBits,
+        1002,
+    );
+    expect_error(
+        &frame(true, 0, 3, None, b""),
+        ProtocolError::UnknownOpcode(3),
+        1002,
+    );
+    expect_error(
+        &frame(true, 0, 0xB, None, b""),
+        ProtocolError::UnknownOpcode(0xB),
+        1002,
+    );
+    expect_error(
+        &frame(false, 0, 9, None, b""),
+        ProtocolError::FragmentedControlFrame,
+        1002,
+    );
+    expect_error(
+        &frame(true, 0, 9, None, &[0; 126]),
+        ProtocolError::ControlFrameTooLarge,
+        1002,
+    );
+    expect_error(
+        &frame(true, 0, 0, None, b"x"),
+        ProtocolError::UnexpectedContinuation,
+        1002,
+    );
     let mut b = frame(false, 0, 1, None, b"a");
     b.extend(frame(true, 0, 1, None, b"b"));
     expect_error(&b, ProtocolError::ExpectedContinuation, 1002);
-    expect_error(&frame(true, 0, 8, None, &[3]), ProtocolError::InvalidClosePayload, 1002);
-    expect_error(&frame(true, 0, 8, None, &[0x03, 0xED]), ProtocolError::InvalidCloseCode(1005), 1002);
-    expect_error(&frame(true, 0, 8, None, &[0x13, 0x88]), ProtocolError::InvalidCloseCode(5000), 1002);
+    expect_error(
+        &frame(true, 0, 8, None, &[3]),
+        ProtocolError::InvalidClosePayload,
+        1002,
+    );
+    expect_error(
+        &frame(true, 0, 8, None, &[0x03, 0xED]),
+        ProtocolError::InvalidCloseCode(1005),
+        1002,
+    );
+    expect_error(
+        &frame(true, 0, 8, None, &[0x13, 0x88]),
+        ProtocolError::InvalidCloseCode(5000),
+        1002,
+    );
 }
 
 #[test]
 fn invalid_utf8_maps_to_1007() {
-    expect_error(&frame(true, 0, 1, None, &[0xCE, 0xBA, 0xFF]), ProtocolError::InvalidUtf8, 1007);
-    expect_error(&frame(true, 0, 8, None, &[0x03, 0xE8, 0xC0]), ProtocolError::InvalidCloseReason, 1007);
+    expect_error(
+        &frame(true, 0, 1, None, &[0xCE, 0xBA, 0xFF]),
+        ProtocolError::InvalidUtf8,
+        1007,
+    );
+    expect_error(
+        &frame(true, 0, 8, None, &[0x03, 0xE8, 0xC0]),
+        ProtocolError::InvalidCloseReason,
+        1007,
+    );
     // Truncated code point at the end of a fragmented message.
     let mut b = frame(false, 0, 1, None, &[0xF0, 0x9F]);
     b.extend(frame(true, 0, 0, None, &[0x98]));
@@ -185,7 +250,13 @@ fn limits_map_to_1009() {
     let cfg = Config::default().max_frame_size(100).max_message_size(150);
     let mut e = Engine::new(Role::Client, cfg.clone());
     let (_, err) = feed(&mut e, &frame(true, 0, 2, None, &[0; 101]), 200);
-    assert_eq!(err, Some(ProtocolError::FrameTooLarge { size: 101, max: 100 }));
+    assert_eq!(
+        err,
+        Some(ProtocolError::FrameTooLarge {
+            size: 101,
+            max: 100
+        })
+    );
     assert_eq!(err.unwrap().close_code(), CloseCode::MESSAGE_TOO_BIG);
     // The limit is checked from the header, before the payload is buffered.
     let mut e = Engine::new(Role::Client, cfg.clone());
@@ -202,7 +273,10 @@ fn limits_map_to_1009() {
     huge.extend_from_slice(&(1u64 << 60).to_be_bytes());
     let mut e = client();
     let mut buf = BytesMut::from(&huge[..]);
-    assert!(matches!(e.receive(&mut buf), Err(ProtocolError::FrameTooLarge { .. })));
+    assert!(matches!(
+        e.receive(&mut buf),
+        Err(ProtocolError::FrameTooLarge { .. })
+    ));
 }
 
 #[test]
@@ -211,7 +285,10 @@ fn close_handshake_server_initiated() {
     let bytes = frame(true, 0, 8, None, b"\x0f\xa1going");
     let (msgs, err) = feed(&mut e, &bytes, 3);
     assert_eq!(err, None);
-    assert_eq!(msgs, vec![Message::Close(Some(CloseFrame::new(4001u16, "going")))]);
+    assert_eq!(
+        msgs,
+        vec![Message::Close(Some(CloseFrame::new(4001u16, "going")))]
+    );
     assert_eq!(e.state(), State::Closed);
     assert_eq!(e.close_code(), CloseCode(4001));
     // The reply echoes the code.
@@ -227,9 +304,13 @@ fn close_handshake_server_initiated() {
 #[test]
 fn close_handshake_client_initiated() {
     let mut e = client();
-    e.close(Some(&CloseFrame::new(CloseCode::NORMAL, "bye"))).unwrap();
+    e.close(Some(&CloseFrame::new(CloseCode::NORMAL, "bye")))
+        .unwrap();
     assert_eq!(e.state(), State::CloseSent);
-    assert_eq!(sent_frames(e.output()), vec![(true, 0x8, b"\x03\xe8bye".to_vec())]);
+    assert_eq!(
+        sent_frames(e.output()),
+        vec![(true, 0x8, b"\x03\xe8bye".to_vec())]
+    );
     e.consume_output(e.output().len());
     // Data still arrives until the server's close; pings are not answered.
     let mut b = frame(true, 0, 1, None, b"late data");
@@ -250,13 +331,23 @@ fn close_handshake_client_initiated() {
 #[test]
 fn send_rules() {
     let mut e = client();
-    assert_eq!(e.send(&Message::Ping(Bytes::from(vec![0; 126]))), Err(SendError::ControlPayloadTooLarge(126)));
-    assert_eq!(e.close(Some(&CloseFrame::new(1006u16, ""))), Err(SendError::InvalidCloseCode(1006)));
-    assert_eq!(e.close(Some(&CloseFrame::new(1000u16, "x".repeat(124)))), Err(SendError::ControlPayloadTooLarge(126)));
+    assert_eq!(
+        e.send(&Message::Ping(Bytes::from(vec![0; 126]))),
+        Err(SendError::ControlPayloadTooLarge(126))
+    );
+    assert_eq!(
+        e.close(Some(&CloseFrame::new(1006u16, ""))),
+        Err(SendError::InvalidCloseCode(1006))
+    );
+    assert_eq!(
+        e.close(Some(&CloseFrame::new(1000u16, "x".repeat(124)))),
+        Err(SendError::ControlPayloadTooLarge(126))
+    );
     assert!(e.send_fragment(OpCode::Continuation, b"x", true).is_err());
     e.send_fragment(OpCode::Text, b"a", false).unwrap();
     assert!(e.send(&Message::text("no")).is_err());
-    e.send(&Message::Ping(Bytes::from_static(b"between"))).unwrap();
+    e.send(&Message::Ping(Bytes::from_static(b"between")))
+        .unwrap();
     e.send_fragment(OpCode::Continuation, b"b", true).unwrap();
     e.send(&Message::binary(vec![1u8; 300])).unwrap();
     let frames = sent_frames(e.output());
@@ -303,7 +394,11 @@ fn server_role_requires_masks_and_unmasks() {
 fn client_server_round_trip() {
     let mut c = client();
     let mut s = Engine::new(Role::Server, Config::default());
-    let msgs = vec![Message::text("one"), Message::binary(vec![2u8; 100_000]), Message::Ping(Bytes::from_static(b"x"))];
+    let msgs = vec![
+        Message::text("one"),
+        Message::binary(vec![2u8; 100_000]),
+        Message::Ping(Bytes::from_static(b"x")),
+    ];
     for m in &msgs {
         c.send(m).unwrap();
     }
@@ -362,5 +457,24 @@ proptest! {
             prop_assert!(err.close_code().is_sendable());
             prop_assert_eq!(e.state(), State::Closed);
         }
+    }
+}
+
+#[test]
+fn server_role_fails_fast_on_masked_invalid_text() {
+    let mut payload = vec![b'a'; 1000];
+    payload[2] = 0xFF;
+    let bytes = frame(true, 0, 1, Some([1, 2, 3, 4]), &payload);
+    let mut s = Engine::new(Role::Server, Config::default());
+    let mut buf = BytesMut::from(&bytes[..12]);
+    assert_eq!(s.receive(&mut buf), Err(ProtocolError::InvalidUtf8));
+    // Valid masked text fed in pieces still comes out right.
+    let text = "héllo wörld ✓ ".repeat(50);
+    let bytes = frame(true, 0, 1, Some([9, 8, 7, 6]), text.as_bytes());
+    for chunk in [1, 5, 13, 100] {
+        let mut s = Engine::new(Role::Server, Config::default());
+        let (msgs, err) = feed(&mut s, &bytes, chunk);
+        assert_eq!(err, None);
+        assert_eq!(msgs, vec![Message::text(text.clone())]);
     }
 }
