@@ -1,0 +1,716 @@
+//! The measurements ("cells"), each run by one client in its own process
+//! against a server process: receive and send throughput, echo latency,
+//! idle memory per connection, and connect rate.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+
+use crate::clients::{Fast, R, TokioWebsockets, Tungstenite, Ws, WsClient};
+use crate::frames;
+
+/// What a cell measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Recv,
+    Send,
+    Echo,
+    Idle,
+    Connect,
+}
+
+impl Kind {
+    pub fn parse(s: &str) -> Option<Kind> {
+        Some(match s {
+            "recv" => Kind::Recv,
+            "send" => Kind::Send,
+            "echo" => Kind::Echo,
+            "idle" => Kind::Idle,
+            "connect" => Kind::Connect,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Recv => "recv",
+            Kind::Send => "send",
+            Kind::Echo => "echo",
+            Kind::Idle => "idle",
+            Kind::Connect => "connect",
+        }
+    }
+
+    /// The server mode the cell runs against.
+    pub fn server_mode(self) -> &'static str {
+        match self {
+            Kind::Recv => "send",
+            Kind::Send => "sink",
+            Kind::Echo | Kind::Idle | Kind::Connect => "echo",
+        }
+    }
+}
+
+/// A cell's parameters.
+#[derive(Debug, Clone)]
+pub struct Params {
+    pub addr: SocketAddr,
+    pub size: usize,
+    /// Measured time.
+    pub secs: f64,
+    /// Warm-up before measuring (receive and echo).
+    pub warm: f64,
+    /// Connections for the idle cell.
+    pub conns: usize,
+}
+
+/// What one run measured; printed as one `RESULT` line.
+#[derive(Debug, Default, Clone)]
+pub struct Sample {
+    pub msgs: f64,
+    pub bytes: f64,
+    pub secs: f64,
+    pub p50_ns: u64,
+    pub p99_ns: u64,
+    pub per_conn: f64,
+}
+
+impl Sample {
+    pub fn line(&self) -> String {
+        format!(
+            "RESULT msgs={} bytes={} secs={} p50_ns={} p99_ns={} per_conn={}",
+            self.msgs, self.bytes, self.secs, self.p50_ns, self.p99_ns, self.per_conn
+        )
+    }
+
+    pub fn parse(line: &str) -> Option<Sample> {
+        let rest = line.strip_prefix("RESULT ")?;
+        let mut s = Sample::default();
+        for kv in rest.split_whitespace() {
+            let (k, v) = kv.split_once('=')?;
+            match k {
+                "msgs" => s.msgs = v.parse().ok()?,
+                "bytes" => s.bytes = v.parse().ok()?,
+                "secs" => s.secs = v.parse().ok()?,
+                "p50_ns" => s.p50_ns = v.parse().ok()?,
+                "p99_ns" => s.p99_ns = v.parse().ok()?,
+                "per_conn" => s.per_conn = v.parse().ok()?,
+                _ => {}
+            }
+        }
+        Some(s)
+    }
+}
+
+/// The most connections one connect-rate run opens (TIME_WAIT keeps each
+/// 4-tuple for a minute; the ephemeral range is ~28k ports).
+const MAX_CONNECTS: usize = 10_000;
+/// Handshakes in flight at once while opening idle connections.
+const IDLE_CONCURRENCY: usize = 128;
+/// Idle connections opened (and not counted) before the baseline.
+const IDLE_WARM: usize = 64;
+
+/// Messages between two clock reads (about 64 KiB of payload).
+fn check_every(size: usize) -> usize {
+    (65_536 / (size + 14)).clamp(1, 1024)
+}
+
+fn secs(d: f64) -> Duration {
+    Duration::from_secs_f64(d)
+}
+
+fn histogram() -> Histogram<u64> {
+    // 100 ns .. 100 s, 3 significant digits.
+    Histogram::new_with_bounds(100, 100_000_000_000, 3).expect("valid histogram bounds")
+}
+
+fn record(h: &mut Histogram<u64>, d: Duration) {
+    h.saturating_record(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+}
+
+/// Runs one cell for one client.
+pub async fn run(client: &str, kind: Kind, p: &Params) -> R<Sample> {
+    match client {
+        "raw" => raw::run(kind, p).await,
+        "wsclient-events" => events::run(kind, p).await,
+        "wsclient" => generic::<WsClient>(kind, p).await,
+        "tokio-tungstenite" => generic::<Tungstenite>(kind, p).await,
+        "tokio-websockets" => generic::<TokioWebsockets>(kind, p).await,
+        "fastwebsockets" => generic::<Fast>(kind, p).await,
+        other => Err(format!("unknown client {other}").into()),
+    }
+}
+
+async fn generic<W: Ws + 'static>(kind: Kind, p: &Params) -> R<Sample> {
+    match kind {
+        Kind::Recv => recv::<W>(p).await,
+        Kind::Send => send::<W>(p).await,
+        Kind::Echo => echo::<W>(p).await,
+        Kind::Idle => idle::<W>(p).await,
+        Kind::Connect => connect::<W>(p).await,
+    }
+}
+
+async fn recv<W: Ws>(p: &Params) -> R<Sample> {
+    let mut ws = W::connect(p.addr).await?;
+    let k = check_every(p.size);
+    let warm = Instant::now();
+    while warm.elapsed() < secs(p.warm) {
+        for _ in 0..k {
+            ws.recv().await?;
+        }
+    }
+    let t0 = Instant::now();
+    let (mut n, mut bytes) = (0u64, 0u64);
+    loop {
+        for _ in 0..k {
+            bytes += ws.recv().await? as u64;
+        }
+        n += k as u64;
+        if t0.elapsed() >= secs(p.secs) {
+            break;
+        }
+    }
+    Ok(Sample {
+        msgs: n as f64,
+        bytes: bytes as f64,
+        secs: t0.elapsed().as_secs_f64(),
+        ..Sample::default()
+    })
+}
+
+/// Sends for the measured time, then runs the close handshake: the server
+/// answers the close frame only after reading everything before it, so the
+/// time includes draining what the socket buffers still held.
+async fn send<W: Ws>(p: &Params) -> R<Sample> {
+    let mut ws = W::connect(p.addr).await?;
+    let payload = Bytes::from(frames::payload(p.size));
+    let k = check_every(p.size);
+    let t0 = Instant::now();
+    let mut n = 0u64;
+    loop {
+        for _ in 0..k {
+            ws.feed(&payload).await?;
+        }
+        n += k as u64;
+        if t0.elapsed() >= secs(p.secs) {
+            break;
+        }
+    }
+    ws.close().await?;
+    Ok(Sample {
+        msgs: n as f64,
+        bytes: (n * p.size as u64) as f64,
+        secs: t0.elapsed().as_secs_f64(),
+        ..Sample::default()
+    })
+}
+
+async fn echo<W: Ws>(p: &Params) -> R<Sample> {
+    let mut ws = W::connect(p.addr).await?;
+    let payload = Bytes::from(frames::payload(p.size));
+    let warm = Instant::now();
+    while warm.elapsed() < secs(p.warm) {
+        ws.send_now(&payload).await?;
+        ws.recv().await?;
+    }
+    let mut h = histogram();
+    let t0 = Instant::now();
+    while t0.elapsed() < secs(p.secs) {
+        let t = Instant::now();
+        ws.send_now(&payload).await?;
+        let n = ws.recv().await?;
+        record(&mut h, t.elapsed());
+        if n != p.size {
+            return Err(format!("echo of {} bytes came back as {n}", p.size).into());
+        }
+    }
+    Ok(latency_sample(&h, t0))
+}
+
+fn latency_sample(h: &Histogram<u64>, t0: Instant) -> Sample {
+    Sample {
+        msgs: h.len() as f64,
+        secs: t0.elapsed().as_secs_f64(),
+        p50_ns: h.value_at_quantile(0.50),
+        p99_ns: h.value_at_quantile(0.99),
+        ..Sample::default()
+    }
+}
+
+/// Opens `n` connections, `IDLE_CONCURRENCY` handshakes at a time, each in
+/// its own short-lived task; `hold` then parks each open connection in a
+/// small task of its own, waiting to read (as an application's reader
+/// would). The connect futures are gone by the time RSS is read.
+async fn open_idle<T, C, Fut, H>(n: usize, connect: &C, hold: &H) -> R<()>
+where
+    T: 'static,
+    C: Fn() -> Fut,
+    Fut: std::future::Future<Output = R<T>> + 'static,
+    H: Fn(T),
+{
+    let mut left = n;
+    while left > 0 {
+        let batch = left.min(IDLE_CONCURRENCY);
+        let handles: Vec<_> = (0..batch)
+            .map(|_| tokio::task::spawn_local(connect()))
+            .collect();
+        for h in handles {
+            let t = h.await.map_err(|e| e.to_string())??;
+            hold(t);
+        }
+        left -= batch;
+    }
+    Ok(())
+}
+
+/// Measures RSS growth per connection: `IDLE_WARM` connections first (not
+/// counted), then `p.conns` more.
+async fn idle_with<T, C, Fut, H>(p: &Params, connect: C, hold: H) -> R<Sample>
+where
+    T: 'static,
+    C: Fn() -> Fut,
+    Fut: std::future::Future<Output = R<T>> + 'static,
+    H: Fn(T),
+{
+    open_idle(IDLE_WARM, &connect, &hold).await?;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let before = crate::sys::rss_bytes();
+    open_idle(p.conns, &connect, &hold).await?;
+    // Let every reader task reach its idle read.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let after = crate::sys::rss_bytes();
+    Ok(Sample {
+        msgs: p.conns as f64,
+        per_conn: after.saturating_sub(before) as f64 / p.conns as f64,
+        ..Sample::default()
+    })
+}
+
+async fn idle<W: Ws + 'static>(p: &Params) -> R<Sample> {
+    let addr = p.addr;
+    idle_with(
+        p,
+        || W::connect(addr),
+        |mut ws: W| {
+            tokio::task::spawn_local(async move {
+                let _ = ws.recv().await;
+                std::future::pending::<()>().await;
+                drop(ws);
+            });
+        },
+    )
+    .await
+}
+
+/// Sequential connects (TCP + upgrade), each timed from the call to the
+/// open socket; closing is not counted.
+async fn connect<W: Ws>(p: &Params) -> R<Sample> {
+    let wall = Instant::now();
+    let mut total = Duration::ZERO;
+    let mut n = 0usize;
+    while wall.elapsed() < secs(p.secs) && n < MAX_CONNECTS {
+        let t = Instant::now();
+        let ws = W::connect(p.addr).await?;
+        total += t.elapsed();
+        n += 1;
+        drop(ws);
+    }
+    Ok(Sample {
+        msgs: n as f64,
+        secs: total.as_secs_f64(),
+        ..Sample::default()
+    })
+}
+
+/// The limit: the same bytes over plain TCP, with a fixed upgrade request
+/// and no WebSocket library.
+mod raw {
+    use super::*;
+
+    async fn open(addr: SocketAddr) -> R<(TcpStream, Vec<u8>)> {
+        let mut s = TcpStream::connect(addr).await?;
+        s.set_nodelay(true)?;
+        s.write_all(&frames::raw_request(&addr.to_string())).await?;
+        let mut buf = Vec::with_capacity(1024);
+        loop {
+            if let Some(n) = frames::head_end(&buf) {
+                buf.drain(..n);
+                return Ok((s, buf));
+            }
+            if s.read_buf(&mut buf).await? == 0 {
+                return Err("EOF in the upgrade response".into());
+            }
+        }
+    }
+
+    pub async fn run(kind: Kind, p: &Params) -> R<Sample> {
+        match kind {
+            Kind::Recv => recv(p).await,
+            Kind::Send => send(p).await,
+            Kind::Echo => echo(p).await,
+            Kind::Idle => {
+                let addr = p.addr;
+                idle_with(
+                    p,
+                    move || async move { Ok(open(addr).await?.0) },
+                    |mut s: TcpStream| {
+                        tokio::task::spawn_local(async move {
+                            let mut b = [0u8; 64];
+                            let _ = s.read(&mut b).await;
+                            std::future::pending::<()>().await;
+                            drop(s);
+                        });
+                    },
+                )
+                .await
+            }
+            Kind::Connect => {
+                let wall = Instant::now();
+                let mut total = Duration::ZERO;
+                let mut n = 0usize;
+                while wall.elapsed() < secs(p.secs) && n < MAX_CONNECTS {
+                    let t = Instant::now();
+                    let s = open(p.addr).await?;
+                    total += t.elapsed();
+                    n += 1;
+                    drop(s);
+                }
+                Ok(Sample {
+                    msgs: n as f64,
+                    secs: total.as_secs_f64(),
+                    ..Sample::default()
+                })
+            }
+        }
+    }
+
+    async fn recv(p: &Params) -> R<Sample> {
+        let (mut s, _) = open(p.addr).await?;
+        let frame = (frames::header_len(p.size, false) + p.size) as f64;
+        let mut buf = vec![0u8; 256 << 10];
+        let warm = Instant::now();
+        while warm.elapsed() < secs(p.warm) {
+            if s.read(&mut buf).await? == 0 {
+                return Err("EOF".into());
+            }
+        }
+        let t0 = Instant::now();
+        let mut bytes = 0u64;
+        while t0.elapsed() < secs(p.secs) {
+            let n = s.read(&mut buf).await?;
+            if n == 0 {
+                return Err("EOF".into());
+            }
+            bytes += n as u64;
+        }
+        let msgs = bytes as f64 / frame;
+        Ok(Sample {
+            msgs,
+            bytes: msgs * p.size as f64,
+            secs: t0.elapsed().as_secs_f64(),
+            ..Sample::default()
+        })
+    }
+
+    async fn send(p: &Params) -> R<Sample> {
+        let (mut s, _) = open(p.addr).await?;
+        let (batch, per) = frames::frame_batch(p.size, true, 256 << 10);
+        let t0 = Instant::now();
+        let mut n = 0u64;
+        while t0.elapsed() < secs(p.secs) {
+            s.write_all(&batch).await?;
+            n += per as u64;
+        }
+        let mut close = Vec::new();
+        frames::put_frame(
+            &mut close,
+            frames::OP_CLOSE,
+            &1000u16.to_be_bytes(),
+            Some([7, 7, 7, 7]),
+        );
+        s.write_all(&close).await?;
+        let mut b = [0u8; 64];
+        while s.read(&mut b).await? != 0 {}
+        Ok(Sample {
+            msgs: n as f64,
+            bytes: (n * p.size as u64) as f64,
+            secs: t0.elapsed().as_secs_f64(),
+            ..Sample::default()
+        })
+    }
+
+    async fn echo(p: &Params) -> R<Sample> {
+        let (mut s, _) = open(p.addr).await?;
+        let mut frame = Vec::new();
+        frames::put_frame(
+            &mut frame,
+            frames::OP_BINARY,
+            &frames::payload(p.size),
+            Some([1, 2, 3, 4]),
+        );
+        let mut reply = vec![0u8; frames::header_len(p.size, false) + p.size];
+        let warm = Instant::now();
+        while warm.elapsed() < secs(p.warm) {
+            s.write_all(&frame).await?;
+            s.read_exact(&mut reply).await?;
+        }
+        let mut h = histogram();
+        let t0 = Instant::now();
+        while t0.elapsed() < secs(p.secs) {
+            let t = Instant::now();
+            s.write_all(&frame).await?;
+            s.read_exact(&mut reply).await?;
+            record(&mut h, t.elapsed());
+        }
+        Ok(latency_sample(&h, t0))
+    }
+}
+
+/// This project's event-driven `Client`: callbacks on the same runtime.
+mod events {
+    use super::*;
+    use wsclient::events::SendFailure;
+    use wsclient::{Client, Conn};
+
+    struct Signals {
+        open: Arc<Notify>,
+        failed: Arc<AtomicUsize>,
+    }
+
+    fn client(addr: SocketAddr) -> R<(Client, Signals)> {
+        let mut c = Client::new(&format!("ws://{addr}/"))?;
+        let open = Arc::new(Notify::new());
+        let failed = Arc::new(AtomicUsize::new(0));
+        let o = open.clone();
+        c.on_websocket_connect(move |_, _| o.notify_one());
+        let (o, f) = (open.clone(), failed.clone());
+        c.on_error(move |_, e| {
+            eprintln!("wsclient-events: {e}");
+            f.fetch_add(1, Ordering::Relaxed);
+            o.notify_one();
+        });
+        Ok((c, Signals { open, failed }))
+    }
+
+    async fn opened(s: &Signals) -> R<()> {
+        tokio::time::timeout(Duration::from_secs(10), s.open.notified())
+            .await
+            .map_err(|_| "timed out connecting")?;
+        if s.failed.load(Ordering::Relaxed) > 0 {
+            return Err("connect failed".into());
+        }
+        Ok(())
+    }
+
+    pub async fn run(kind: Kind, p: &Params) -> R<Sample> {
+        match kind {
+            Kind::Recv => recv(p).await,
+            Kind::Send => send(p).await,
+            Kind::Echo => echo(p).await,
+            Kind::Idle => idle(p).await,
+            Kind::Connect => connect(p).await,
+        }
+    }
+
+    async fn recv(p: &Params) -> R<Sample> {
+        let (mut c, sig) = client(p.addr)?;
+        let count = Arc::new(AtomicU64::new(0));
+        let bytes = Arc::new(AtomicU64::new(0));
+        let (cn, by) = (count.clone(), bytes.clone());
+        c.on_message(move |_, m| {
+            cn.fetch_add(1, Ordering::Relaxed);
+            by.fetch_add(m.len() as u64, Ordering::Relaxed);
+        });
+        let _conn = c.connect();
+        opened(&sig).await?;
+        tokio::time::sleep(secs(p.warm)).await;
+        let (c0, b0, t0) = (
+            count.load(Ordering::Relaxed),
+            bytes.load(Ordering::Relaxed),
+            Instant::now(),
+        );
+        tokio::time::sleep(secs(p.secs)).await;
+        let (c1, b1, t1) = (
+            count.load(Ordering::Relaxed),
+            bytes.load(Ordering::Relaxed),
+            t0.elapsed(),
+        );
+        Ok(Sample {
+            msgs: (c1 - c0) as f64,
+            bytes: (b1 - b0) as f64,
+            secs: t1.as_secs_f64(),
+            ..Sample::default()
+        })
+    }
+
+    /// Sends through the queue, yielding to the connection's task every
+    /// ~64 KiB (as a producer on the same runtime does) and waiting for
+    /// `on_buffer_drain` when the queue is full; at the end waits for the
+    /// queue to empty, then closes and waits for the close handshake.
+    ///
+    /// Work-around (see the report): the connection task can stall with
+    /// messages in its backlog when no further command arrives, so a full
+    /// queue is "kicked" with a no-op command (`resume_recv`) every 1 ms
+    /// until it drains; a fixed task ignores the kick.
+    async fn send(p: &Params) -> R<Sample> {
+        let (mut c, sig) = client(p.addr)?;
+        let drain = Arc::new(Notify::new());
+        let d = drain.clone();
+        c.on_buffer_drain(move |_| d.notify_one());
+        let conn = c.connect();
+        opened(&sig).await?;
+        let payload = Bytes::from(frames::payload(p.size));
+        let k = check_every(p.size);
+        let t0 = Instant::now();
+        let mut n = 0u64;
+        loop {
+            for _ in 0..k {
+                loop {
+                    match conn.send_binary(payload.clone()) {
+                        Ok(()) => break,
+                        Err(e) if e.reason == SendFailure::BufferFull => {
+                            if tokio::time::timeout(Duration::from_millis(1), drain.notified())
+                                .await
+                                .is_err()
+                            {
+                                conn.resume_recv();
+                            }
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
+            n += k as u64;
+            if t0.elapsed() >= secs(p.secs) {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        // A close overtakes messages still in the task's backlog: let the
+        // queue empty first.
+        while conn.stats().queue_len > 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            conn.resume_recv();
+        }
+        conn.close();
+        conn.finished().await;
+        let sent = conn.stats().messages_out;
+        if sent != n {
+            return Err(format!("{n} messages queued but {sent} sent").into());
+        }
+        Ok(Sample {
+            msgs: n as f64,
+            bytes: (n * p.size as u64) as f64,
+            secs: t0.elapsed().as_secs_f64(),
+            ..Sample::default()
+        })
+    }
+
+    async fn echo(p: &Params) -> R<Sample> {
+        let (mut c, sig) = client(p.addr)?;
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<usize>();
+        c.on_message(move |_, m| {
+            let _ = tx.send(m.len());
+        });
+        let conn = c.connect();
+        opened(&sig).await?;
+        let payload = Bytes::from(frames::payload(p.size));
+        let round =
+            async |conn: &Conn, rx: &mut tokio::sync::mpsc::UnboundedReceiver<usize>| -> R<usize> {
+                conn.send_binary(payload.clone())?;
+                rx.recv().await.ok_or_else(|| "connection ended".into())
+            };
+        let warm = Instant::now();
+        while warm.elapsed() < secs(p.warm) {
+            round(&conn, &mut rx).await?;
+        }
+        let mut h = histogram();
+        let t0 = Instant::now();
+        while t0.elapsed() < secs(p.secs) {
+            let t = Instant::now();
+            round(&conn, &mut rx).await?;
+            record(&mut h, t.elapsed());
+        }
+        Ok(latency_sample(&h, t0))
+    }
+
+    async fn idle(p: &Params) -> R<Sample> {
+        let url = format!("ws://{}/", p.addr);
+        let ok = Arc::new(AtomicUsize::new(0));
+        let failed = Arc::new(AtomicUsize::new(0));
+        let notify = Arc::new(Notify::new());
+        let mut conns: Vec<Conn> = Vec::with_capacity(p.conns + IDLE_WARM);
+        let open_n = async |n: usize, conns: &mut Vec<Conn>| -> R<()> {
+            let target = conns.len() + n;
+            for _ in 0..n {
+                // Keep at most IDLE_CONCURRENCY handshakes in flight.
+                while conns.len() - (ok.load(Ordering::Relaxed) + failed.load(Ordering::Relaxed))
+                    >= IDLE_CONCURRENCY
+                {
+                    notify.notified().await;
+                }
+                let mut c = Client::new(&url)?;
+                let (o, nf) = (ok.clone(), notify.clone());
+                c.on_websocket_connect(move |_, _| {
+                    o.fetch_add(1, Ordering::Relaxed);
+                    nf.notify_one();
+                });
+                let (f, nf) = (failed.clone(), notify.clone());
+                c.on_error(move |_, _| {
+                    f.fetch_add(1, Ordering::Relaxed);
+                    nf.notify_one();
+                });
+                conns.push(c.connect());
+            }
+            while ok.load(Ordering::Relaxed) + failed.load(Ordering::Relaxed) < target {
+                tokio::time::timeout(Duration::from_secs(120), notify.notified())
+                    .await
+                    .map_err(|_| "timed out opening idle connections")?;
+            }
+            if failed.load(Ordering::Relaxed) > 0 {
+                return Err("idle connections failed".into());
+            }
+            Ok(())
+        };
+        open_n(IDLE_WARM, &mut conns).await?;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let before = crate::sys::rss_bytes();
+        open_n(p.conns, &mut conns).await?;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let after = crate::sys::rss_bytes();
+        Ok(Sample {
+            msgs: p.conns as f64,
+            per_conn: after.saturating_sub(before) as f64 / p.conns as f64,
+            ..Sample::default()
+        })
+    }
+
+    async fn connect(p: &Params) -> R<Sample> {
+        let wall = Instant::now();
+        let mut total = Duration::ZERO;
+        let mut n = 0usize;
+        while wall.elapsed() < secs(p.secs) && n < MAX_CONNECTS {
+            let t = Instant::now();
+            let (c, sig) = client(p.addr)?;
+            let conn = c.connect();
+            opened(&sig).await?;
+            total += t.elapsed();
+            n += 1;
+            conn.close();
+            conn.finished().await;
+        }
+        Ok(Sample {
+            msgs: n as f64,
+            secs: total.as_secs_f64(),
+            ..Sample::default()
+        })
+    }
+}

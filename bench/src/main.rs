@@ -1,0 +1,128 @@
+//! `wsbench`: end-to-end benchmarks of this project's WebSocket client
+//! against tokio-tungstenite, tokio-websockets, fastwebsockets and raw TCP.
+//!
+//! ```text
+//! wsbench all [--quick] [--reps N] [--secs S] [--conns N] [--out FILE]
+//!             [--cells recv,send,echo,idle,connect] [--clients a,b,...]
+//!             [--invoked-as "CMD"]
+//! wsbench server --mode send|echo|sink --size BYTES [--port P] [--cpu C] [--watch-stdin]
+//! wsbench run --client NAME --cell recv|send|echo|idle|connect --size BYTES
+//!             --port P [--secs S] [--warm S] [--conns N] [--cpu C]
+//! ```
+//!
+//! `all` runs every cell: each (cell, repetition, client) is a fresh server
+//! process and a fresh client process, pinned with `sched_setaffinity`;
+//! clients are interleaved (A B C A B C ...). It prints the tables and
+//! writes them as markdown with `--out`.
+
+mod cells;
+mod clients;
+mod frames;
+mod report;
+mod server;
+mod sys;
+
+use std::process::ExitCode;
+
+/// Minimal `--name value` / `--flag` parsing.
+struct Args(Vec<String>);
+
+impl Args {
+    fn opt(&self, name: &str) -> Option<&str> {
+        let flag = format!("--{name}");
+        self.0
+            .iter()
+            .position(|a| *a == flag)
+            .and_then(|i| self.0.get(i + 1))
+            .map(String::as_str)
+    }
+
+    fn flag(&self, name: &str) -> bool {
+        let flag = format!("--{name}");
+        self.0.contains(&flag)
+    }
+
+    fn num<T: std::str::FromStr>(&self, name: &str, default: T) -> Result<T, String> {
+        match self.opt(name) {
+            None => Ok(default),
+            Some(v) => v.parse().map_err(|_| format!("--{name}: bad value {v:?}")),
+        }
+    }
+}
+
+fn pin(args: &Args) -> Result<(), String> {
+    if let Some(cpu) = args.opt("cpu") {
+        let cpu: usize = cpu.parse().map_err(|_| "--cpu: bad value")?;
+        sys::pin_to(cpu).map_err(|e| format!("pinning to CPU {cpu}: {e}"))?;
+    }
+    Ok(())
+}
+
+fn server(args: &Args) -> Result<(), String> {
+    pin(args)?;
+    sys::raise_nofile();
+    let mode = args
+        .opt("mode")
+        .and_then(server::Mode::parse)
+        .ok_or("--mode send|echo|sink is required")?;
+    let size = args.num("size", 16usize)?;
+    let port = args.num("port", 0u16)?;
+    server::run(mode, size, port, args.flag("watch-stdin")).map_err(|e| e.to_string())
+}
+
+fn run_one(args: &Args) -> Result<(), String> {
+    pin(args)?;
+    sys::raise_nofile();
+    let client = args.opt("client").ok_or("--client is required")?.to_owned();
+    if !clients::ALL.contains(&client.as_str()) {
+        return Err(format!("--client: one of {}", clients::ALL.join(", ")));
+    }
+    let kind = args
+        .opt("cell")
+        .and_then(cells::Kind::parse)
+        .ok_or("--cell recv|send|echo|idle|connect is required")?;
+    let port: u16 = args.num("port", 0)?;
+    if port == 0 {
+        return Err("--port is required".into());
+    }
+    let p = cells::Params {
+        addr: ([127, 0, 0, 1], port).into(),
+        size: args.num("size", 16)?,
+        secs: args.num("secs", 1.5)?,
+        warm: args.num("warm", 0.2)?,
+        conns: args.num("conns", 10_000)?,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let local = tokio::task::LocalSet::new();
+    let sample = local
+        .block_on(&rt, cells::run(&client, kind, &p))
+        .map_err(|e| format!("{client} {}: {e}", kind.name()))?;
+    println!("{}", sample.line());
+    // Exit without tearing down thousands of connections or tasks.
+    std::process::exit(0);
+}
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let Some(cmd) = argv.first().cloned() else {
+        eprintln!("usage: wsbench all|server|run ... (see the crate docs)");
+        return ExitCode::from(2);
+    };
+    let args = Args(argv[1..].to_vec());
+    let r = match cmd.as_str() {
+        "server" => server(&args),
+        "run" => run_one(&args),
+        "all" => report::all(&args),
+        other => Err(format!("unknown command {other:?}: all|server|run")),
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("wsbench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
