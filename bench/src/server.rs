@@ -261,11 +261,57 @@ async fn sink(mut s: TcpStream, leftover: Vec<u8>) -> std::io::Result<()> {
             s.shutdown().await?;
             return Ok(());
         }
+        if sk.skip >= 16 << 10 {
+            // The buffer is empty and a large payload follows: drop it in
+            // the kernel, uncopied, so that the sink is never the
+            // bottleneck of large sends.
+            let n = discard(
+                &s,
+                usize::try_from(sk.skip).unwrap_or(usize::MAX).min(4 << 20),
+            )
+            .await?;
+            if n == 0 {
+                return Ok(());
+            }
+            sk.skip -= n as u64;
+            continue;
+        }
         if sk.buf.capacity() - sk.buf.len() < 64 << 10 {
             sk.buf.reserve(256 << 10);
         }
         if s.read_buf(&mut sk.buf).await? == 0 {
             return Ok(());
+        }
+    }
+}
+
+/// Discards up to `len` received bytes without copying them (`recv` with
+/// `MSG_TRUNC`, which TCP sockets on Linux support).
+async fn discard(s: &TcpStream, len: usize) -> std::io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    loop {
+        s.readable().await?;
+        let r = s.try_io(tokio::io::Interest::READABLE, || {
+            // SAFETY: with MSG_TRUNC the kernel copies nothing into the
+            // (null) buffer; it only drops `len` bytes from the queue.
+            let n = unsafe {
+                libc::recv(
+                    s.as_raw_fd(),
+                    std::ptr::null_mut(),
+                    len,
+                    libc::MSG_TRUNC | libc::MSG_DONTWAIT,
+                )
+            };
+            if n < 0 {
+                Err(std::io::Error::last_os_error())
+            } else {
+                Ok(n.unsigned_abs())
+            }
+        });
+        match r {
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
         }
     }
 }
