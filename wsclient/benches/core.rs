@@ -184,7 +184,7 @@ fn engine_receive(c: &mut Criterion) {
 
 fn engine_send(c: &mut Criterion) {
     let mut g = c.benchmark_group("engine_send");
-    for size in [16usize, 64 << 10] {
+    for size in [16usize, 1 << 10, 64 << 10, 1 << 20] {
         let msg = Message::Binary(Bytes::from(vec![0x5au8; size]));
         g.throughput(Throughput::Bytes(size as u64));
         let mut engine = Engine::new(Role::Client, Config::default());

@@ -4,16 +4,24 @@
 //! receives. It does not choose keys: the engine draws them from a CSPRNG.
 //!
 //! The kernel works a machine word at a time: the key is widened to a `u64`,
-//! the buffer is walked in aligned 8-byte chunks (which the compiler turns
-//! into SIMD loads and stores), and the unaligned head and tail are done a
-//! byte at a time. No `unsafe` is needed for this.
+//! the buffer is walked in 8-byte chunks (which the compiler turns into SIMD
+//! loads and stores), and the tail of under 8 bytes is done a byte at a
+//! time. No `unsafe` is needed for this.
 
 /// XORs `buf` in place with `key`, as if `buf` started `offset` bytes into the
 /// masked payload (so a payload can be (un)masked in pieces).
 pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
-    let mut key = key;
-    key.rotate_left(offset % 4);
-    apply_mask_aligned_key(buf, key);
+    // Start the key at byte `offset % 4`: a rotation of the key's bytes in
+    // memory order, done on the `u32` (a generic slice rotation costs more
+    // than masking a short payload).
+    let bits = (offset % 4) as u32 * 8;
+    let k = u32::from_ne_bytes(key);
+    let k = if cfg!(target_endian = "little") {
+        k.rotate_right(bits)
+    } else {
+        k.rotate_left(bits)
+    };
+    apply_mask_aligned_key(buf, k.to_ne_bytes());
 }
 
 /// The naive definition, one byte at a time: `buf[i] ^= key[i % 4]`.
@@ -26,22 +34,16 @@ pub fn apply_mask_naive(buf: &mut [u8], key: [u8; 4]) {
 }
 
 fn apply_mask_aligned_key(buf: &mut [u8], key: [u8; 4]) {
-    // An unaligned head byte-wise, then 8-byte aligned words, then a tail.
-    let addr = buf.as_ptr() as usize;
-    let head_len = ((8 - (addr % 8)) % 8).min(buf.len());
-    let (head, rest) = buf.split_at_mut(head_len);
-    apply_mask_naive(head, key);
-
-    // The key continues where the head stopped.
-    let mut key = key;
-    key.rotate_left(head_len % 4);
     // The same 4 key bytes twice, in memory order: XOR of a native-endian
     // word then matches the byte-wise definition on any endianness.
     let k64 = u64::from_ne_bytes([
         key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3],
     ]);
-
-    let mut chunks = rest.chunks_exact_mut(8);
+    // Unaligned 8-byte words (as cheap as aligned ones on current CPUs,
+    // and no byte-wise head: short payloads take one or two words), which
+    // the compiler unrolls into SIMD; every word starts at a multiple of 4
+    // into the payload, so the key needs no rotation, nor does the tail.
+    let mut chunks = buf.chunks_exact_mut(8);
     for chunk in &mut chunks {
         let mut word = [0u8; 8];
         word.copy_from_slice(chunk);
