@@ -80,13 +80,21 @@ pub struct Sample {
     pub p50_ns: u64,
     pub p99_ns: u64,
     pub per_conn: f64,
+    /// Live heap per idle connection (allocator statistics).
+    pub heap_per_conn: f64,
 }
 
 impl Sample {
     pub fn line(&self) -> String {
         format!(
-            "RESULT msgs={} bytes={} secs={} p50_ns={} p99_ns={} per_conn={}",
-            self.msgs, self.bytes, self.secs, self.p50_ns, self.p99_ns, self.per_conn
+            "RESULT msgs={} bytes={} secs={} p50_ns={} p99_ns={} per_conn={} heap_per_conn={}",
+            self.msgs,
+            self.bytes,
+            self.secs,
+            self.p50_ns,
+            self.p99_ns,
+            self.per_conn,
+            self.heap_per_conn
         )
     }
 
@@ -102,6 +110,7 @@ impl Sample {
                 "p50_ns" => s.p50_ns = v.parse().ok()?,
                 "p99_ns" => s.p99_ns = v.parse().ok()?,
                 "per_conn" => s.per_conn = v.parse().ok()?,
+                "heap_per_conn" => s.heap_per_conn = v.parse().ok()?,
                 _ => {}
             }
         }
@@ -282,14 +291,15 @@ where
 {
     open_idle(IDLE_WARM, &connect, &hold).await?;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let before = crate::sys::rss_bytes();
+    let (before, heap_before) = (crate::sys::rss_bytes(), crate::sys::heap_in_use());
     open_idle(p.conns, &connect, &hold).await?;
     // Let every reader task reach its idle read.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let after = crate::sys::rss_bytes();
+    let (after, heap_after) = (crate::sys::rss_bytes(), crate::sys::heap_in_use());
     Ok(Sample {
         msgs: p.conns as f64,
         per_conn: after.saturating_sub(before) as f64 / p.conns as f64,
+        heap_per_conn: heap_after.saturating_sub(heap_before) as f64 / p.conns as f64,
         ..Sample::default()
     })
 }
@@ -682,13 +692,14 @@ mod events {
         };
         open_n(IDLE_WARM, &mut conns).await?;
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let before = crate::sys::rss_bytes();
+        let (before, heap_before) = (crate::sys::rss_bytes(), crate::sys::heap_in_use());
         open_n(p.conns, &mut conns).await?;
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let after = crate::sys::rss_bytes();
+        let (after, heap_after) = (crate::sys::rss_bytes(), crate::sys::heap_in_use());
         Ok(Sample {
             msgs: p.conns as f64,
             per_conn: after.saturating_sub(before) as f64 / p.conns as f64,
+            heap_per_conn: heap_after.saturating_sub(heap_before) as f64 / p.conns as f64,
             ..Sample::default()
         })
     }

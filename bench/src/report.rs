@@ -71,6 +71,7 @@ enum Metric {
     P50,
     P99,
     BytesPerConn,
+    HeapPerConn,
     ConnsPerSec,
 }
 
@@ -89,6 +90,7 @@ impl Metric {
             Metric::P50 => s.p50_ns as f64 / 1e3,
             Metric::P99 => s.p99_ns as f64 / 1e3,
             Metric::BytesPerConn => s.per_conn,
+            Metric::HeapPerConn => s.heap_per_conn,
         }
     }
 
@@ -99,6 +101,7 @@ impl Metric {
             Metric::MBPerSec => format!("{v:.0} MB/s"),
             Metric::P50 | Metric::P99 => format!("{v:.1} µs"),
             Metric::BytesPerConn => format!("{:.2} KiB", v / 1024.0),
+            Metric::HeapPerConn => format!("{:.2} KiB live heap", v / 1024.0),
         }
     }
 
@@ -521,7 +524,8 @@ fn markdown(res: &Results, cfg: &Config, invoked: &str, load: &str, took: Durati
          bytes. Send cells end with the close handshake, so queued bytes are counted only \
          once the server has read them. Echo: one message in flight, hdrhistogram. Idle: RSS \
          growth (/proc/self/statm) over {} connections, each held by a task waiting to \
-         read, divided by the count (64 connections opened first are not counted). Connect: \
+         read, divided by the count (64 connections opened first are not counted); the \
+         live heap per connection (glibc mallinfo2) is shown beside it. Connect: \
          sequential TCP connect + upgrade, timed to the open socket (teardown not counted).",
         cfg.reps, cfg.secs, cfg.warm, cfg.conns
     );
@@ -622,6 +626,10 @@ fn markdown(res: &Results, cfg: &Config, invoked: &str, load: &str, took: Durati
                             .map(|s| other.fmt(s.median))
                             .unwrap_or_default()
                     }
+                    Kind::Idle => res
+                        .stat(i, c, Metric::HeapPerConn)
+                        .map(|s| Metric::HeapPerConn.fmt(s.median))
+                        .unwrap_or_default(),
                     _ => String::new(),
                 };
                 let mark = if *c == best { " (best peer)" } else { "" };

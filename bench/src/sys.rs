@@ -64,6 +64,15 @@ pub fn rss_bytes() -> u64 {
     pages * u64::try_from(page).unwrap_or(4096)
 }
 
+/// Bytes the allocator has handed out and not taken back (glibc's
+/// `mallinfo2`: small chunks in use plus mmapped chunks): live heap,
+/// without fragmentation or freed memory not yet returned to the OS.
+pub fn heap_in_use() -> u64 {
+    // SAFETY: mallinfo2 only reads the allocator's statistics.
+    let m = unsafe { libc::mallinfo2() };
+    (m.uordblks + m.hblkhd) as u64
+}
+
 /// One line about the CPU, the core count, memory and the kernel.
 pub fn machine() -> String {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
