@@ -27,6 +27,8 @@ use crate::proto::{CloseCode, CloseFrame, Engine, Role, State};
 
 /// The smallest read buffer; it grows when reads fill it.
 const MIN_READ: usize = 4 << 10;
+/// The first read of a connection that has no read buffer yet.
+const PROBE: usize = 512;
 /// The largest read size hint (frames larger than this still fit: the
 /// buffer is sized to the frame, within `max_frame_size`).
 const MAX_READ: usize = 256 << 10;
@@ -85,7 +87,13 @@ where
             io,
             engine,
             config,
-            read_buf: leftover,
+            // No buffer until data arrives (see `poll_fill`); an empty
+            // leftover would only pin the handshake's buffer.
+            read_buf: if leftover.is_empty() {
+                BytesMut::new()
+            } else {
+                leftover
+            },
             read_hint: MIN_READ,
             close_timer: None,
             done: false,
@@ -252,6 +260,21 @@ where
 
     /// Reads more bytes into the read buffer.
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<Result<usize, std::io::Error>> {
+        if self.read_buf.capacity() == 0 {
+            // No buffer yet: wait for data with a small stack buffer, so
+            // that a connection that has received nothing holds no read
+            // buffer (idle connections cost a few hundred bytes, not 4 KiB).
+            let mut probe = [0u8; PROBE];
+            let mut rb = tokio::io::ReadBuf::new(&mut probe);
+            ready!(Pin::new(&mut self.io).poll_read(cx, &mut rb))?;
+            let n = rb.filled().len();
+            if n > 0 {
+                let want = self.engine.bytes_wanted(n).max(self.read_hint);
+                self.read_buf.reserve(n + want.min(MAX_READ));
+                self.read_buf.extend_from_slice(rb.filled());
+            }
+            return Poll::Ready(Ok(n));
+        }
         let want = self
             .engine
             .bytes_wanted(self.read_buf.len())
