@@ -26,5 +26,5 @@ nice=()
 if nice -n -10 true 2>/dev/null; then nice=(nice -n -10); fi
 
 mkdir -p "$(dirname "$out")"
-"${nice[@]}" "$bin" all --out "$out" --invoked-as "scripts/bench.sh $*" "$@"
+"${nice[@]}" "$bin" all --out "$out" --invoked-as "scripts/bench.sh${*:+ $*}" "$@"
 echo "wrote $out" >&2
