@@ -545,4 +545,32 @@ mod tests {
             Err(HandshakeError::ResponseTooLarge { .. })
         ));
     }
+
+    #[test]
+    fn too_many_headers_refused() {
+        let mut raw = b"HTTP/1.1 101 OK\r\n".to_vec();
+        for i in 0..65 {
+            raw.extend_from_slice(format!("X-{i}: v\r\n").as_bytes());
+        }
+        raw.extend_from_slice(b"\r\n");
+        assert!(matches!(
+            parse_response(&raw, 1 << 20),
+            Err(HandshakeError::ResponseTooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn refusal_body_is_capped_at_1_kib() {
+        let head = |len: &str| {
+            let raw = format!("HTTP/1.1 403 Forbidden\r\nContent-Length: {len}\r\n\r\n");
+            parse_response(raw.as_bytes(), 4096).unwrap().unwrap().0
+        };
+        assert_eq!(rejected_body_len(&head("10")), 10);
+        assert_eq!(rejected_body_len(&head("999999")), REJECTED_BODY_MAX);
+        let no_len = parse_response(b"HTTP/1.1 500 X\r\n\r\n", 4096)
+            .unwrap()
+            .unwrap()
+            .0;
+        assert_eq!(rejected_body_len(&no_len), REJECTED_BODY_MAX);
+    }
 }
