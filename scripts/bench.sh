@@ -25,6 +25,11 @@ bin=target/release/wsbench
 nice=()
 if nice -n -10 true 2>/dev/null; then nice=(nice -n -10); fi
 
+# Which code was measured: the commit, and any uncommitted changes.
+note="Built from commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+dirty=$(git status --porcelain -- wsclient bench Cargo.toml Cargo.lock 2>/dev/null | awk '{print $2}' | tr '\n' ' ')
+if [[ -n "$dirty" ]]; then note="$note plus uncommitted changes to: $dirty"; fi
+
 mkdir -p "$(dirname "$out")"
-"${nice[@]}" "$bin" all --out "$out" --invoked-as "scripts/bench.sh${*:+ $*}" "$@"
+"${nice[@]}" "$bin" all --out "$out" --invoked-as "scripts/bench.sh${*:+ $*}" --note "$note" "$@"
 echo "wrote $out" >&2

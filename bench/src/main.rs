@@ -4,7 +4,7 @@
 //! ```text
 //! wsbench all [--quick] [--reps N] [--secs S] [--conns N] [--out FILE]
 //!             [--cells recv,send,echo,idle,connect] [--clients a,b,...]
-//!             [--invoked-as "CMD"]
+//!             [--invoked-as "CMD"] [--note "TEXT"]
 //! wsbench server --mode send|echo|sink --size BYTES [--port P] [--cpu C] [--watch-stdin]
 //! wsbench run --client NAME --cell recv|send|echo|idle|connect --size BYTES
 //!             --port P [--secs S] [--warm S] [--conns N] [--cpu C]

@@ -445,6 +445,10 @@ pub fn all(args: &Args) -> Result<(), String> {
         crate::sys::loadavg(),
         crate::sys::nice()
     );
+    let load = match args.opt("note") {
+        Some(note) => format!("{load}. {note}"),
+        None => load,
+    };
     let md = markdown(&res, &cfg, &invoked, &load, started.elapsed());
     println!("{md}");
     if let Some(path) = args.opt("out") {
