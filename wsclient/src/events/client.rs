@@ -260,6 +260,7 @@ impl Client {
             queue_len: Default::default(),
             queue_bytes: Default::default(),
             buffer_full: Default::default(),
+            recv_paused: Default::default(),
             started: Instant::now(),
             last_frame_ms: Default::default(),
             rtt_us: Default::default(),

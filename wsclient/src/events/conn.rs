@@ -125,6 +125,8 @@ pub(crate) struct Shared {
     pub queue_len: AtomicUsize,
     pub queue_bytes: AtomicUsize,
     pub buffer_full: AtomicBool,
+    /// Set by `pause_recv` at once (the command only wakes the task).
+    pub recv_paused: AtomicBool,
     pub started: Instant,
     pub last_frame_ms: AtomicU64,
     pub rtt_us: AtomicU64,
@@ -281,11 +283,13 @@ impl Conn {
     /// Stops reading from the server (TCP backpressure builds up on the
     /// server's side) until [`Conn::resume_recv`].
     pub fn pause_recv(&self) {
+        self.shared.recv_paused.store(true, Ordering::Release);
         let _ = self.shared.tx.send(Command::PauseRecv);
     }
 
     /// Resumes reading after [`Conn::pause_recv`].
     pub fn resume_recv(&self) {
+        self.shared.recv_paused.store(false, Ordering::Release);
         let _ = self.shared.tx.send(Command::ResumeRecv);
     }
 

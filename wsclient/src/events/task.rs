@@ -216,7 +216,13 @@ async fn run_attempt(
     end
 }
 
+/// Messages handed to callbacks per wake-up before commands, timers and
+/// writes get a turn.
+const RECV_BATCH: usize = 64;
+
 enum Event {
+    /// Messages were delivered; nothing else to do.
+    Progress,
     Command(Command),
     Received(Option<Result<Message, Error>>),
     PingDue,
@@ -269,6 +275,20 @@ impl Session<'_> {
                     if let Poll::Ready(Err(e)) = self.ws.poll_write_buffered(cx) {
                         return Poll::Ready(Event::WriteFailed(e));
                     }
+                    // Room again: parked messages move on (and their acks
+                    // drain the queue) without waiting for another event.
+                    if !self.backlog.is_empty() && self.ws.output_len() < WRITE_HIGH {
+                        return Poll::Ready(Event::Progress);
+                    }
+                    // Messages fully written: retire them now (stats, queue
+                    // bytes, on_buffer_drain) rather than at the next event.
+                    if self
+                        .inflight
+                        .front()
+                        .is_some_and(|(_, end)| *end <= self.ws.written_total())
+                    {
+                        return Poll::Ready(Event::Progress);
+                    }
                 }
                 if let Poll::Ready(Some(cmd)) = rx.poll_recv(cx) {
                     return Poll::Ready(Event::Command(cmd));
@@ -284,9 +304,38 @@ impl Session<'_> {
                     }
                 }
                 if !self.paused {
-                    if let Poll::Ready(m) = self.ws.poll_next_unpin(cx) {
-                        return Poll::Ready(Event::Received(m));
+                    // Messages are handed to the callbacks right here, a
+                    // batch at a time, without a round through the loop.
+                    let mut got_frames = false;
+                    let mut result = Poll::Pending;
+                    for _ in 0..RECV_BATCH {
+                        match self.ws.poll_next_unpin(cx) {
+                            Poll::Ready(Some(Ok(msg))) if !matches!(msg, Message::Close(_)) => {
+                                got_frames = true;
+                                self.received(msg, cb);
+                                // A callback's pause_recv stops delivery now.
+                                if self.conn.shared().recv_paused.load(Ordering::Acquire) {
+                                    self.paused = true;
+                                    break;
+                                }
+                            }
+                            Poll::Ready(other) => {
+                                result = Poll::Ready(Event::Received(other));
+                                break;
+                            }
+                            Poll::Pending => break,
+                        }
                     }
+                    if got_frames {
+                        self.saw_frames();
+                        pong_deadline = None;
+                        if result.is_pending() {
+                            // Budget spent or paused: come back through the
+                            // loop (commands, timers, writes) before reading on.
+                            return Poll::Ready(Event::Progress);
+                        }
+                    }
+                    return result;
                 }
                 Poll::Pending
             })
@@ -309,12 +358,9 @@ impl Session<'_> {
                         }
                     }
                 }
+                Event::Progress => {}
                 Event::Received(Some(Ok(msg))) => {
-                    let s = self.conn.shared();
-                    s.last_frame_ms.store(
-                        s.started.elapsed().as_millis().max(1) as u64,
-                        Ordering::Release,
-                    );
+                    self.saw_frames();
                     pong_deadline = None;
                     self.received(msg, cb);
                 }
@@ -390,6 +436,10 @@ impl Session<'_> {
                 }
             }
             Command::Close(frame) => {
+                // Messages sent before the close go out before it.
+                while let Some(m) = self.backlog.pop_front() {
+                    self.queue(m);
+                }
                 self.user_close = true;
                 self.start_close(frame);
             }
@@ -416,6 +466,15 @@ impl Session<'_> {
         self.local_close = true;
         self.conn.set_state(ConnState::Closing);
         let _ = self.ws.queue(&Message::Close(frame));
+    }
+
+    /// Notes that frames arrived (for `Stats::since_last_frame`).
+    fn saw_frames(&self) {
+        let s = self.conn.shared();
+        s.last_frame_ms.store(
+            s.started.elapsed().as_millis().max(1) as u64,
+            Ordering::Release,
+        );
     }
 
     fn received(&mut self, msg: Message, cb: &mut Callbacks) {
