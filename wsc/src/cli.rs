@@ -74,6 +74,21 @@ pub struct ConnArgs {
     /// Connect through a proxy: `http://[user:pass@]host:port`, `socks5://...`, `socks5h://...`
     #[arg(long, value_name = "URL")]
     pub proxy: Option<String>,
+    /// Client certificate for mutual TLS (PEM file; needs --key).
+    #[arg(long, value_name = "FILE", requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// Private key of --cert (PEM file).
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    pub key: Option<PathBuf>,
+    /// Take the proxy from HTTPS_PROXY / HTTP_PROXY / ALL_PROXY / NO_PROXY.
+    #[arg(long, conflicts_with = "proxy")]
+    pub proxy_from_env: bool,
+    /// Follow up to N redirects (301/302/303/307/308; never wss to ws).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub max_redirects: u32,
+    /// Connect from this local address (Workerman's bindto).
+    #[arg(long, value_name = "IP")]
+    pub bind: Option<std::net::IpAddr>,
     /// Offer permessage-deflate compression.
     #[arg(long)]
     pub compress: bool,

@@ -52,6 +52,16 @@ impl ConnArgs {
                 .map_err(|e| (exit::USAGE, format!("--proxy: {e}")))?;
             o = o.proxy(p);
         }
+        if let (Some(cert), Some(key)) = (&self.cert, &self.key) {
+            o = o.client_cert(cert.clone(), key.clone());
+        }
+        if self.proxy_from_env {
+            o = o.proxy_from_env();
+        }
+        if let Some(ip) = self.bind {
+            o = o.local_addr(ip);
+        }
+        o = o.max_redirects(self.max_redirects);
         if self.compress {
             o = o.compression(true);
         }

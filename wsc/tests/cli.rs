@@ -908,3 +908,83 @@ fn exit_6_when_a_message_exceeds_max_message_size() {
     assert_eq!(err["error_kind"], "protocol");
     assert!(!events.iter().any(|e| e["kind"] == "message"));
 }
+
+/// `--bind` connects from the given local address, and `--max-redirects`
+/// follows a redirect to the real server (`wsc serve`).
+#[test]
+fn bind_address_and_redirects() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (seen_tx, seen_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let (mut s, peer) = listener.accept().unwrap();
+        seen_tx.send(peer.ip()).unwrap();
+        let mut buf = [0u8; 2048];
+        let _ = s.read(&mut buf);
+        let _ = s.write_all(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n");
+    });
+    wsc()
+        .args([
+            "--bind",
+            "127.0.0.2",
+            "--send",
+            "x",
+            &format!("ws://127.0.0.1:{port}/"),
+        ])
+        .timeout(Duration::from_secs(20))
+        .assert()
+        .code(5);
+    assert_eq!(
+        seen_rx
+            .recv_timeout(Duration::from_secs(5))
+            .unwrap()
+            .to_string(),
+        "127.0.0.2"
+    );
+
+    // A redirecting server in front of a real echo server.
+    let echo = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let echo_port = echo.local_addr().unwrap().port();
+    drop(echo);
+    let mut serve = StdCommand::new(env!("CARGO_BIN_EXE_wsc"))
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{echo_port}"),
+            "--echo",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(serve.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("listening"), "{first}");
+    let redirector = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let rport = redirector.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let (mut s, _) = redirector.accept().unwrap();
+        let mut buf = [0u8; 2048];
+        let _ = s.read(&mut buf);
+        let reply = format!(
+            "HTTP/1.1 307 Temporary Redirect\r\nLocation: ws://127.0.0.1:{echo_port}/\r\nContent-Length: 0\r\n\r\n"
+        );
+        let _ = s.write_all(reply.as_bytes());
+    });
+    wsc()
+        .args([
+            "--max-redirects",
+            "2",
+            "--send",
+            "via redirect",
+            &format!("ws://127.0.0.1:{rport}/"),
+        ])
+        .timeout(Duration::from_secs(20))
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("via redirect"));
+    let _ = serve.kill();
+    let _ = serve.wait();
+}
