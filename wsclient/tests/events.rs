@@ -539,3 +539,77 @@ async fn follows_redirects_when_enabled() {
         ]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn buffer_drains_after_a_stalled_server_resumes() {
+    let peer = Peer::start(PeerKind::Node, &PeerOptions::default());
+    let log = log();
+    let mut ws = Client::new(&peer.url("/echo")).unwrap();
+    ws.max_send_buffer(256 << 10);
+    let l = log.clone();
+    ws.on_buffer_full(move |_| push(&l, "full"));
+    let l = log.clone();
+    ws.on_buffer_drain(move |_| push(&l, "drain"));
+    let (up_tx, mut up_rx) = mpsc::unbounded_channel();
+    ws.on_websocket_connect(move |_, _| {
+        let _ = up_tx.send(());
+    });
+    let conn = ws.connect();
+    tokio::time::timeout(Duration::from_secs(5), up_rx.recv())
+        .await
+        .unwrap();
+    // Freeze the server: it neither reads nor echoes until resumed.
+    let pid = peer.pid().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-STOP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let chunk = vec![1u8; 64 << 10];
+    let mut accepted = 0u32;
+    let mut stuck = 0;
+    // Fill the kernel buffers and then our queue, until the queue has
+    // stayed over half full for a while: the socket is really stalled.
+    while stuck < 10 {
+        match conn.send_binary(chunk.clone()) {
+            Ok(()) => {
+                accepted += 1;
+                tokio::task::yield_now().await;
+            }
+            Err(e) => {
+                assert_eq!(e.reason, SendFailure::BufferFull);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                if conn.stats().queue_bytes > 128 << 10 {
+                    stuck += 1;
+                } else {
+                    stuck = 0;
+                }
+            }
+        }
+        assert!(accepted < 100_000, "the queue never stalled");
+    }
+    wait_for(&log, "on_buffer_full", |l| l.iter().any(|e| e == "full")).await;
+    let _ = std::process::Command::new("kill")
+        .args(["-CONT", &pid])
+        .status();
+    // Once the server reads again the queue empties and drain is reported,
+    // with no further send to nudge it.
+    wait_for(&log, "on_buffer_drain", |l| {
+        l.last().map(String::as_str) == Some("drain")
+    })
+    .await;
+    assert!(conn.stats().queue_bytes <= 128 << 10);
+    let events = snapshot(&log);
+    // full and drain alternate, starting with full.
+    for pair in events.chunks(2) {
+        assert_eq!(pair, ["full", "drain"], "{events:?}");
+    }
+    conn.send_binary(chunk)
+        .expect("sends are accepted again after the drain");
+    conn.close();
+    tokio::time::timeout(Duration::from_secs(10), conn.finished())
+        .await
+        .unwrap();
+}

@@ -457,6 +457,14 @@ impl Session<'_> {
                 if !self.full_announced {
                     self.full_announced = true;
                     cb.on_buffer_full(self.conn);
+                    // Already drained meanwhile (the socket took it all):
+                    // say so now, no ack will come to report it.
+                    let s = self.conn.shared();
+                    if s.queue_bytes.load(Ordering::Acquire) <= s.max_send_buffer / 2 {
+                        self.full_announced = false;
+                        s.buffer_full.store(false, Ordering::Release);
+                        cb.on_buffer_drain(self.conn);
+                    }
                 }
             }
         }
