@@ -199,34 +199,16 @@ pub fn parse_response(
 ) -> Result<Option<(http::Response<()>, usize)>, HandshakeError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut headers);
-    let status = match resp.parse(buf) {
-        Ok(s) => s,
-        Err(httparse::Error::TooManyHeaders) => {
-            return Err(HandshakeError::ResponseTooLarge { max });
-        }
-        Err(e) => return Err(HandshakeError::Malformed(e)),
-    };
-    let httparse::Status::Complete(len) = status else {
-        if buf.len() > max {
-            return Err(HandshakeError::ResponseTooLarge { max });
-        }
+    let parsed = resp.parse(buf);
+    let Some(len) = super::head_len(parsed, buf.len(), max)? else {
         return Ok(None);
     };
-    if len > max {
-        return Err(HandshakeError::ResponseTooLarge { max });
-    }
     let code = resp.code.unwrap_or(0);
     let mut builder = http::Response::builder()
         .status(code)
         .version(http::Version::HTTP_11);
     if let Some(map) = builder.headers_mut() {
-        for h in resp.headers.iter() {
-            let name = HeaderName::from_bytes(h.name.as_bytes())
-                .map_err(|_| HandshakeError::Malformed(httparse::Error::HeaderName))?;
-            let value = HeaderValue::from_bytes(h.value)
-                .map_err(|_| HandshakeError::Malformed(httparse::Error::HeaderValue))?;
-            map.append(name, value);
-        }
+        super::copy_headers(resp.headers, map)?;
     }
     let response = builder
         .body(())

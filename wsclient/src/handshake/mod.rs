@@ -38,6 +38,39 @@ pub fn accept_key(key: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(h.finalize())
 }
 
+/// The outcome of parsing a request or response head with `httparse`:
+/// the head's length when complete, `None` when more bytes are needed,
+/// and the limit applied either way.
+fn head_len(
+    parsed: Result<httparse::Status<usize>, httparse::Error>,
+    buffered: usize,
+    max: usize,
+) -> Result<Option<usize>, HandshakeError> {
+    match parsed {
+        Ok(httparse::Status::Complete(len)) if len <= max => Ok(Some(len)),
+        Ok(httparse::Status::Partial) if buffered <= max => Ok(None),
+        Ok(_) | Err(httparse::Error::TooManyHeaders) => {
+            Err(HandshakeError::ResponseTooLarge { max })
+        }
+        Err(e) => Err(HandshakeError::Malformed(e)),
+    }
+}
+
+/// Copies parsed headers into an [`http::HeaderMap`].
+fn copy_headers(
+    from: &[httparse::Header<'_>],
+    to: &mut http::HeaderMap,
+) -> Result<(), HandshakeError> {
+    for h in from {
+        let name = http::HeaderName::from_bytes(h.name.as_bytes())
+            .map_err(|_| HandshakeError::Malformed(httparse::Error::HeaderName))?;
+        let value = http::HeaderValue::from_bytes(h.value)
+            .map_err(|_| HandshakeError::Malformed(httparse::Error::HeaderValue))?;
+        to.append(name, value);
+    }
+    Ok(())
+}
+
 /// True when a comma-separated header (such as `Connection`) contains
 /// `token`, case-insensitively.
 fn header_has_token(value: &http::HeaderValue, token: &str) -> bool {

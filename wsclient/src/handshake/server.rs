@@ -1,7 +1,7 @@
 //! The server's side of the opening handshake, for the embedded demo server
 //! and `wsc serve`: parse the upgrade request, answer 101 or refuse.
 
-use http::header::{self, HeaderName, HeaderValue};
+use http::header::{self, HeaderValue};
 
 use super::{HandshakeError, accept_key, header_has_token};
 
@@ -30,17 +30,8 @@ pub struct Request {
 pub fn parse_request(buf: &[u8], max: usize) -> Result<Option<(Request, usize)>, HandshakeError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
-    let status = match req.parse(buf) {
-        Ok(s) => s,
-        Err(httparse::Error::TooManyHeaders) => {
-            return Err(HandshakeError::ResponseTooLarge { max });
-        }
-        Err(e) => return Err(HandshakeError::Malformed(e)),
-    };
-    let httparse::Status::Complete(len) = status else {
-        if buf.len() > max {
-            return Err(HandshakeError::ResponseTooLarge { max });
-        }
+    let parsed = req.parse(buf);
+    let Some(len) = super::head_len(parsed, buf.len(), max)? else {
         return Ok(None);
     };
     if req.method != Some("GET") {
@@ -50,13 +41,7 @@ pub fn parse_request(buf: &[u8], max: usize) -> Result<Option<(Request, usize)>,
         .method(http::Method::GET)
         .uri(req.path.unwrap_or("/"));
     if let Some(map) = builder.headers_mut() {
-        for h in req.headers.iter() {
-            let name = HeaderName::from_bytes(h.name.as_bytes())
-                .map_err(|_| HandshakeError::Malformed(httparse::Error::HeaderName))?;
-            let value = HeaderValue::from_bytes(h.value)
-                .map_err(|_| HandshakeError::Malformed(httparse::Error::HeaderValue))?;
-            map.append(name, value);
-        }
+        super::copy_headers(req.headers, map)?;
     }
     let request = builder
         .body(())
