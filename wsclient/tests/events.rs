@@ -613,3 +613,45 @@ async fn buffer_drains_after_a_stalled_server_resumes() {
         .await
         .unwrap();
 }
+
+fn rss_kib() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    pages * 4
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnect_storm_against_a_refusing_server_keeps_memory_flat() {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    drop(l);
+    let closes = Arc::new(Mutex::new(0u32));
+    let mut ws = Client::new(&format!("ws://127.0.0.1:{port}/")).unwrap();
+    ws.reconnect_policy(ReconnectPolicy::fixed(Duration::from_millis(1)).max_attempts(999));
+    let c = closes.clone();
+    ws.on_close(move |_| *c.lock().unwrap() += 1);
+    // Messages queued meanwhile stay bounded and come back at the end.
+    let undelivered = Arc::new(Mutex::new(0usize));
+    let u = undelivered.clone();
+    ws.on_undelivered(move |_, m| *u.lock().unwrap() += m.len());
+    let before = rss_kib();
+    let started = Instant::now();
+    let conn = ws.connect();
+    for i in 0..100 {
+        conn.send(format!("q{i}")).unwrap();
+    }
+    tokio::time::timeout(Duration::from_secs(30), conn.finished())
+        .await
+        .unwrap();
+    let after = rss_kib();
+    // 1 attempt + 999 retries, each refused and closed exactly once.
+    assert_eq!(*closes.lock().unwrap(), 1000);
+    assert_eq!(conn.stats().reconnects, 999);
+    // The 1 ms delay was honoured between attempts.
+    assert!(started.elapsed() >= Duration::from_millis(999));
+    assert_eq!(*undelivered.lock().unwrap(), 100);
+    assert!(
+        after.saturating_sub(before) < 16 << 10,
+        "RSS grew {before} -> {after} KiB"
+    );
+}
