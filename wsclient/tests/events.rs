@@ -655,3 +655,53 @@ async fn reconnect_storm_against_a_refusing_server_keeps_memory_flat() {
         "RSS grew {before} -> {after} KiB"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backoff_resets_after_a_stable_connection() {
+    let peer = Peer::start(PeerKind::Python, &PeerOptions::default());
+    let good = peer.url("/close-after?n=1");
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("ws://127.0.0.1:{}/", l.local_addr().unwrap().port())
+    };
+    let mut ws = Client::new(&dead).unwrap();
+    let n = Arc::new(Mutex::new(0));
+    let n2 = n.clone();
+    // Two refused attempts, then the real server.
+    ws.before_connect(move |opts| {
+        let mut n = n2.lock().unwrap();
+        *n += 1;
+        opts.set_url(if *n <= 2 { dead.clone() } else { good.clone() });
+    });
+    ws.reconnect_policy(
+        ReconnectPolicy::exponential(Duration::from_millis(10), Duration::from_millis(100))
+            .reset_after(Duration::from_millis(100)),
+    );
+    let log = log();
+    let l = log.clone();
+    ws.on_reconnect(move |conn, attempt, _| {
+        push(&l, format!("reconnect {attempt}"));
+        if attempt == 1 && conn.stats().reconnects >= 3 {
+            // The reconnect after the stable connection: stop here.
+            conn.close();
+        }
+    });
+    let (up_tx, mut up_rx) = mpsc::unbounded_channel();
+    ws.on_websocket_connect(move |_, _| {
+        let _ = up_tx.send(());
+    });
+    let conn = ws.connect();
+    tokio::time::timeout(Duration::from_secs(5), up_rx.recv())
+        .await
+        .unwrap();
+    // Stay open longer than reset_after, then let the server close (1000).
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    conn.send("bye").unwrap();
+    tokio::time::timeout(Duration::from_secs(5), conn.finished())
+        .await
+        .unwrap();
+    assert_eq!(
+        snapshot(&log),
+        ["reconnect 1", "reconnect 2", "reconnect 1"]
+    );
+}
