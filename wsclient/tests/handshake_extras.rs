@@ -4,6 +4,8 @@
 //! peer redirects), the handshake timeout, the local bind address, Happy
 //! Eyeballs, and which phase each failure belongs to.
 
+#[path = "support/client.rs"]
+mod client;
 #[path = "support/peers.rs"]
 mod peers;
 #[path = "support/pki.rs"]
@@ -14,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use client::{LIMIT, connect, next_text};
 use futures_util::StreamExt;
 use peers::{Peer, PeerKind, PeerOptions};
 use pki::Pki;
@@ -21,26 +24,6 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use wsclient::handshake::HandshakeError;
 use wsclient::{ConnectOptions, Error, MaybeTlsStream, Message, Phase, WebSocket};
-
-/// Bound on each connection attempt, so a hang fails the test.
-const LIMIT: Duration = Duration::from_secs(15);
-
-async fn connect(
-    opts: &ConnectOptions,
-) -> Result<(WebSocket<MaybeTlsStream>, wsclient::Response), Error> {
-    tokio::time::timeout(LIMIT, opts.connect())
-        .await
-        .expect("connect did not finish in time")
-}
-
-async fn next_text(ws: &mut WebSocket<MaybeTlsStream>) -> String {
-    let msg = tokio::time::timeout(LIMIT, ws.next())
-        .await
-        .expect("no message in time")
-        .expect("stream ended")
-        .expect("read error");
-    msg.as_text().expect("a text message").to_owned()
-}
 
 async fn echo(ws: &mut WebSocket<MaybeTlsStream>) {
     ws.send(Message::text("ping?")).await.unwrap();

@@ -10,6 +10,8 @@
 //! tinyproxy, `connected to host:port` for microsocks), which shows who
 //! resolved the name (`socks5://` here, `socks5h://` the proxy).
 
+#[path = "support/client.rs"]
+mod client;
 #[path = "support/peers.rs"]
 mod peers;
 #[path = "support/pki.rs"]
@@ -21,14 +23,12 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
+use client::{connect, next_text};
 use peers::{Peer, PeerKind, PeerOptions};
 use pki::Pki;
 use wsclient::transport::proxy::ProxyError;
 use wsclient::{ConnectOptions, Error, MaybeTlsStream, Message, Phase, WebSocket};
 
-/// Bound on each connection attempt, so a hang fails the test.
-const LIMIT: Duration = Duration::from_secs(15);
 const USER: &str = "alice";
 const PASS: &str = "s3cret";
 
@@ -214,23 +214,6 @@ fn tls_peer(kind: PeerKind, cert: &pki::Issued) -> Peer {
             ..PeerOptions::default()
         },
     )
-}
-
-async fn connect(
-    opts: &ConnectOptions,
-) -> Result<(WebSocket<MaybeTlsStream>, wsclient::Response), Error> {
-    tokio::time::timeout(LIMIT, opts.connect())
-        .await
-        .expect("connect did not finish in time")
-}
-
-async fn next_text(ws: &mut WebSocket<MaybeTlsStream>) -> String {
-    let msg = tokio::time::timeout(LIMIT, ws.next())
-        .await
-        .expect("no message in time")
-        .expect("stream ended")
-        .expect("read error");
-    msg.as_text().expect("a text message").to_owned()
 }
 
 async fn echo(ws: &mut WebSocket<MaybeTlsStream>, tag: &str) {
