@@ -229,7 +229,62 @@ impl Engine {
     /// A [`ProtocolError`]: the engine has queued a close frame with the
     /// error's code and is [`State::Closed`]; flush the output and close the
     /// transport.
+    #[inline]
     pub fn receive(&mut self, buf: &mut BytesMut) -> Result<Option<Message>, ProtocolError> {
+        if let Some(msg) = self.receive_short(buf) {
+            return Ok(Some(msg));
+        }
+        self.receive_general(buf)
+    }
+
+    /// The common case in one step: a complete, unmasked, uncompressed,
+    /// unfragmented text or binary frame with a 7- or 16-bit length (under
+    /// 64 KiB) at the front of `buf`, received by a client with no message
+    /// being reassembled. Anything else, invalid text included, is left to
+    /// [`Engine::receive_general`], which applies every rule (and reports
+    /// the error).
+    #[inline]
+    fn receive_short(&mut self, buf: &mut BytesMut) -> Option<Message> {
+        let [b0, b1] = *buf.first_chunk::<2>()?;
+        // 0x81 / 0x82: FIN, no RSV bit, text / binary. 126 or less: no MASK
+        // bit, a 7-bit length or (126) a 16-bit one.
+        if b1 > 126
+            || (b0 != 0x81 && b0 != 0x82)
+            || self.role != Role::Client
+            || self.state == State::Closed
+            || self.incoming.is_some()
+            || self.fragmented.is_some()
+        {
+            return None;
+        }
+        let (header, len) = if b1 == 126 {
+            let [_, _, l0, l1] = *buf.first_chunk::<4>()?;
+            (4, usize::from(u16::from_be_bytes([l0, l1])))
+        } else {
+            (2, usize::from(b1))
+        };
+        if buf.len() - header < len
+            || len > self.config.max_frame_size
+            || len > self.config.max_message_size
+        {
+            return None;
+        }
+        if b0 == 0x81 && simdutf8::basic::from_utf8(&buf[header..header + len]).is_err() {
+            return None;
+        }
+        buf.advance(header);
+        let payload = buf.split_to(len).freeze();
+        Some(if b0 == 0x81 {
+            Message::Text(Utf8Bytes::from_validated(payload))
+        } else {
+            Message::Binary(payload)
+        })
+    }
+
+    /// [`Engine::receive`] for every frame [`Engine::receive_short`] does
+    /// not take.
+    #[inline(never)]
+    fn receive_general(&mut self, buf: &mut BytesMut) -> Result<Option<Message>, ProtocolError> {
         if self.state == State::Closed {
             // Nothing after a close frame (or a failure) is processed.
             buf.clear();

@@ -478,3 +478,55 @@ fn server_role_fails_fast_on_masked_invalid_text() {
         assert_eq!(msgs, vec![Message::text(text.clone())]);
     }
 }
+
+#[test]
+fn short_frame_fast_path_keeps_every_rule() {
+    // Whole frames under 64 KiB take the one-step path; each rule still
+    // holds there, the same as byte by byte (feed_all_ways compares).
+    let text = "κόσμε".repeat(100);
+    let (msgs, err) = feed_all_ways(&frame(true, 0, 1, None, text.as_bytes()));
+    assert_eq!(err, None);
+    assert_eq!(msgs, vec![Message::text(text)]);
+    // Limits, 7- and 16-bit lengths.
+    for (len, max) in [(101, 100), (1001, 1000)] {
+        let cfg = Config::default().max_frame_size(max);
+        let mut e = Engine::new(Role::Client, cfg);
+        let bytes = frame(true, 0, 2, None, &vec![0; len]);
+        let (_, err) = feed(&mut e, &bytes, bytes.len());
+        assert_eq!(
+            err,
+            Some(ProtocolError::FrameTooLarge {
+                size: len as u64,
+                max
+            })
+        );
+        let cfg = Config::default().max_message_size(max);
+        let mut e = Engine::new(Role::Client, cfg);
+        let (_, err) = feed(&mut e, &bytes, bytes.len());
+        assert_eq!(err, Some(ProtocolError::MessageTooLarge { max }));
+    }
+    // Invalid text in a short frame, and a new message while a fragmented
+    // one is open.
+    let bad = frame(true, 0, 1, None, &[b'a', 0xFF, b'b']);
+    assert_eq!(feed_all_ways(&bad).1, Some(ProtocolError::InvalidUtf8));
+    let mut b = frame(false, 0, 2, None, b"first");
+    b.extend(frame(true, 0, 2, None, b"second"));
+    assert_eq!(
+        feed_all_ways(&b).1,
+        Some(ProtocolError::ExpectedContinuation)
+    );
+    // A server must not take unmasked frames, short or not.
+    let mut e = Engine::new(Role::Server, Config::default());
+    let mut buf = BytesMut::from(&frame(true, 0, 2, None, b"x")[..]);
+    assert_eq!(
+        e.receive(&mut buf),
+        Err(ProtocolError::UnmaskedFrameFromClient)
+    );
+    // Nothing after the peer's close frame is delivered.
+    let mut b = frame(true, 0, 8, None, &[0x03, 0xE8]);
+    b.extend(frame(true, 0, 2, None, b"late"));
+    let (msgs, err) = feed_all_ways(&b);
+    assert_eq!(err, None);
+    assert_eq!(msgs.len(), 1);
+    assert!(matches!(msgs[0], Message::Close(_)));
+}
