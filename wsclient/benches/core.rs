@@ -20,7 +20,7 @@ use bytes::{Bytes, BytesMut};
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use wsclient::Message;
 use wsclient::proto::frame::{FrameHeader, MAX_HEADER_LEN, OpCode};
-use wsclient::proto::mask::{apply_mask, apply_mask_naive};
+use wsclient::proto::mask::{apply_mask, apply_mask_naive, extend_masked};
 use wsclient::proto::utf8::Utf8Validator;
 use wsclient::proto::{Config, Engine, Role};
 
@@ -57,6 +57,31 @@ fn masking(c: &mut Criterion) {
             &size,
             |b, &n| {
                 b.iter(|| apply_mask_naive(black_box(&mut buf[..n]), KEY));
+            },
+        );
+        // Copy into an output buffer and mask: one pass (`extend_masked`)
+        // against a copy followed by the in-place kernel.
+        let src = vec![0x5au8; size];
+        let mut out = BytesMut::with_capacity(size);
+        g.bench_with_input(
+            BenchmarkId::new("copy_fused", size_name(size)),
+            &size,
+            |b, _| {
+                b.iter(|| {
+                    out.clear();
+                    extend_masked(&mut out, black_box(&src), KEY);
+                });
+            },
+        );
+        g.bench_with_input(
+            BenchmarkId::new("copy_then_mask", size_name(size)),
+            &size,
+            |b, _| {
+                b.iter(|| {
+                    out.clear();
+                    out.extend_from_slice(black_box(&src));
+                    apply_mask(&mut out, KEY, 0);
+                });
             },
         );
     }

@@ -14,7 +14,7 @@ use super::close::{CloseCode, CloseFrame};
 use super::deflate::{DeflateParams, PerMessageDeflate};
 use super::error::{ProtocolError, SendError};
 use super::frame::{FrameHeader, MAX_HEADER_LEN, OpCode};
-use super::mask::apply_mask;
+use super::mask::{apply_mask, extend_masked};
 use super::utf8::Utf8Validator;
 use crate::message::{Message, Utf8Bytes};
 
@@ -124,7 +124,15 @@ pub struct Engine {
     sending_compressed: bool,
     /// Reused buffer for compressed payloads on their way to `out`.
     scratch: Vec<u8>,
+    /// Masking keys drawn from the CSPRNG a batch at a time (one call to
+    /// the thread's generator per [`KEY_BATCH`] frames); `next_key` indexes
+    /// the next unused one.
+    keys: [[u8; 4]; KEY_BATCH],
+    next_key: usize,
 }
+
+/// Masking keys drawn per call to the CSPRNG.
+const KEY_BATCH: usize = 8;
 
 impl Engine {
     /// An engine in the [`State::Open`] state (the handshake is done).
@@ -146,6 +154,8 @@ impl Engine {
             deflate: None,
             sending_compressed: false,
             scratch: Vec::new(),
+            keys: [[0; 4]; KEY_BATCH],
+            next_key: KEY_BATCH,
         }
     }
 
@@ -730,7 +740,7 @@ impl Engine {
 
     fn write_frame_rsv1(&mut self, opcode: OpCode, fin: bool, rsv1: bool, payload: &[u8]) {
         let mask = match self.role {
-            Role::Client => Some(rand::random::<[u8; 4]>()),
+            Role::Client => Some(self.mask_key()),
             Role::Server => None,
         };
         let header = FrameHeader {
@@ -747,11 +757,29 @@ impl Engine {
         self.produced += (n + payload.len()) as u64;
         self.out.reserve(n + payload.len());
         self.out.extend_from_slice(&hbuf[..n]);
-        let start = self.out.len();
-        self.out.extend_from_slice(payload);
-        if let Some(key) = mask {
-            apply_mask(&mut self.out[start..], key, 0);
+        match mask {
+            Some(key) => extend_masked(&mut self.out, payload, key),
+            None => self.out.extend_from_slice(payload),
         }
+    }
+
+    /// A fresh masking key from the CSPRNG (RFC 6455 section 5.3: keys
+    /// must be unpredictable), taken from a batch so that small frames do
+    /// not pay a call to the generator each.
+    fn mask_key(&mut self) -> [u8; 4] {
+        if self.next_key >= KEY_BATCH {
+            let mut batch = [0u8; 4 * KEY_BATCH];
+            rand::Rng::fill(&mut rand::rng(), &mut batch[..]);
+            for (key, bytes) in self.keys.iter_mut().zip(batch.chunks_exact(4)) {
+                key.copy_from_slice(bytes);
+            }
+            self.next_key = 0;
+        }
+        let key = self.keys[self.next_key];
+        // A key is used once: wipe it as it is handed out.
+        self.keys[self.next_key] = [0; 4];
+        self.next_key += 1;
+        key
     }
 
     // ----- output ----------------------------------------------------------

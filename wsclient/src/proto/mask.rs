@@ -6,7 +6,13 @@
 //! The kernel works a machine word at a time: the key is widened to a `u64`,
 //! the buffer is walked in 8-byte chunks (which the compiler turns into SIMD
 //! loads and stores), and the tail of under 8 bytes is done a byte at a
-//! time. No `unsafe` is needed for this.
+//! time. [`extend_masked`] copies and masks in the same pass (the send
+//! path's hot loop); it needs one `unsafe` call, to mark the bytes it wrote
+//! into the buffer's spare capacity as initialised.
+
+use std::mem::MaybeUninit;
+
+use bytes::BytesMut;
 
 /// XORs `buf` in place with `key`, as if `buf` started `offset` bytes into the
 /// masked payload (so a payload can be (un)masked in pieces).
@@ -53,6 +59,49 @@ fn apply_mask_aligned_key(buf: &mut [u8], key: [u8; 4]) {
     apply_mask_naive(chunks.into_remainder(), key);
 }
 
+/// Appends `src`, masked with `key` (from the key's first byte), to `out`
+/// in one pass: each word is read, XORed and written once, instead of a
+/// copy followed by a second pass over the copy.
+pub fn extend_masked(out: &mut BytesMut, src: &[u8], key: [u8; 4]) {
+    out.reserve(src.len());
+    let len = out.len();
+    let Some(spare) = out.spare_capacity_mut().get_mut(..src.len()) else {
+        // `reserve` guarantees the room; never reached.
+        out.extend_from_slice(src);
+        let end = out.len();
+        apply_mask(&mut out[len..end], key, 0);
+        return;
+    };
+    mask_into(spare, src, key);
+    // SAFETY: `mask_into` initialised `spare[..src.len()]` (it writes one
+    // byte for every byte of `src`, see below), which is exactly the
+    // `src.len()` bytes after the current length that `reserve` made room
+    // for.
+    unsafe { out.set_len(len + src.len()) };
+}
+
+/// Writes `src[i] ^ key[i % 4]` to `dst[i]` for every `i < src.len()`
+/// (`dst` is at least as long as `src`).
+fn mask_into(dst: &mut [MaybeUninit<u8>], src: &[u8], key: [u8; 4]) {
+    let k64 = u64::from_ne_bytes([
+        key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3],
+    ]);
+    let mut d = dst.chunks_exact_mut(8);
+    let mut s = src.chunks_exact(8);
+    for (dc, sc) in (&mut d).zip(&mut s) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(sc);
+        let v = (u64::from_ne_bytes(word) ^ k64).to_ne_bytes();
+        for (o, b) in dc.iter_mut().zip(v) {
+            o.write(b);
+        }
+    }
+    let done = src.len() - s.remainder().len();
+    for (i, (o, b)) in dst[done..].iter_mut().zip(s.remainder()).enumerate() {
+        o.write(b ^ key[i & 3]);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,6 +124,16 @@ mod tests {
             let mut naive = data.clone();
             apply_mask_naive(&mut naive[start..], key);
             prop_assert_eq!(fast, naive);
+        }
+
+        #[test]
+        fn extend_masked_equals_naive(prefix in proptest::collection::vec(any::<u8>(), 0..20), data in proptest::collection::vec(any::<u8>(), 0..200), key: [u8; 4]) {
+            let mut out = BytesMut::from(&prefix[..]);
+            extend_masked(&mut out, &data, key);
+            let mut naive = data.clone();
+            apply_mask_naive(&mut naive, key);
+            prop_assert_eq!(&out[..prefix.len()], &prefix[..]);
+            prop_assert_eq!(&out[prefix.len()..], &naive[..]);
         }
 
         #[test]
