@@ -53,87 +53,94 @@ impl End {
     }
 }
 
-pub(crate) async fn run(
+/// The task's future: the connection's life (attempts, callbacks,
+/// reconnects, and handing back what could not be sent). Built from an
+/// `async move` block rather than an `async fn`: an `async fn` moves its
+/// parameters into locals of its state machine, which then holds them twice
+/// (~850 bytes more per connection, for the connection's whole life).
+pub(crate) fn run(
     mut options: ConnectOptions,
     settings: Settings,
     mut cb: Callbacks,
     conn: Conn,
     mut rx: mpsc::UnboundedReceiver<Command>,
-) {
-    let shared = conn.shared();
-    let mut attempt: u32 = 0;
-    // Messages taken from the queue but not yet written, kept for the next
-    // connection (or handed back as undelivered).
-    let mut pending: VecDeque<Message> = VecDeque::new();
-    let mut stop = false;
-    while !stop {
-        if let Some(f) = &settings.before_connect {
-            f(&mut options);
-            *Conn::lock(&shared.url) = options.url().to_owned();
-        }
-        conn.set_state(ConnState::Connecting);
-        let end = run_attempt(&options, &settings, &mut cb, &conn, &mut rx, &mut pending).await;
-        *Conn::lock(&shared.addrs) = (None, None);
-        if let Some(e) = &end.error {
-            tracing::debug!(conn = shared.id, error = %e, code = e.code(), "connection error");
-            cb.on_error(&conn, e);
-        }
-        cb.on_close(&conn);
+) -> impl Future<Output = ()> + Send {
+    async move {
+        let shared = conn.shared();
+        let mut attempt: u32 = 0;
+        // Messages taken from the queue but not yet written, kept for the next
+        // connection (or handed back as undelivered).
+        let mut pending: VecDeque<Message> = VecDeque::new();
+        let mut stop = false;
+        while !stop {
+            if let Some(f) = &settings.before_connect {
+                f(&mut options);
+                *Conn::lock(&shared.url) = options.url().to_owned();
+            }
+            conn.set_state(ConnState::Connecting);
+            let end = run_attempt(&options, &settings, &mut cb, &conn, &mut rx, &mut pending).await;
+            *Conn::lock(&shared.addrs) = (None, None);
+            if let Some(e) = &end.error {
+                tracing::debug!(conn = shared.id, error = %e, code = e.code(), "connection error");
+                cb.on_error(&conn, e);
+            }
+            cb.on_close(&conn);
 
-        if end.opened_for.is_some_and(|d| {
-            settings
-                .reconnect
-                .as_ref()
-                .is_none_or(|p| d >= p.reset_after)
-        }) {
-            attempt = 0;
-        }
-        attempt += 1;
-        let manual = Conn::lock(&shared.reconnect_request).take();
-        let delay = if host::is_shutting_down() || end.finish {
-            None
-        } else if let Some(d) = manual {
-            Some(d)
-        } else if let Some(p) = &settings.reconnect {
-            match p.next_delay(&end.outcome, attempt) {
-                Ok(d) => Some(d),
-                Err(why) => {
-                    tracing::info!(conn = shared.id, reason = why, "not reconnecting");
-                    *Conn::lock(&shared.stop_reason) = Some(why.to_owned());
-                    None
-                }
+            if end.opened_for.is_some_and(|d| {
+                settings
+                    .reconnect
+                    .as_ref()
+                    .is_none_or(|p| d >= p.reset_after)
+            }) {
+                attempt = 0;
             }
-        } else {
-            None
-        };
-        let Some(delay) = delay else { break };
-        if !settings.keep_queue_while_disconnected {
-            let mut lost: Vec<Message> = pending.drain(..).collect();
-            while let Ok(cmd) = rx.try_recv() {
-                if let Command::Send(m) = cmd {
-                    lost.push(m);
+            attempt += 1;
+            let manual = Conn::lock(&shared.reconnect_request).take();
+            let delay = if host::is_shutting_down() || end.finish {
+                None
+            } else if let Some(d) = manual {
+                Some(d)
+            } else if let Some(p) = &settings.reconnect {
+                match p.next_delay(&end.outcome, attempt) {
+                    Ok(d) => Some(d),
+                    Err(why) => {
+                        tracing::info!(conn = shared.id, reason = why, "not reconnecting");
+                        *Conn::lock(&shared.stop_reason) = Some(why.to_owned());
+                        None
+                    }
                 }
+            } else {
+                None
+            };
+            let Some(delay) = delay else { break };
+            if !settings.keep_queue_while_disconnected {
+                let mut lost: Vec<Message> = pending.drain(..).collect();
+                while let Ok(cmd) = rx.try_recv() {
+                    if let Command::Send(m) = cmd {
+                        lost.push(m);
+                    }
+                }
+                give_back(&mut cb, &conn, lost);
             }
-            give_back(&mut cb, &conn, lost);
+            conn.set_state(ConnState::Reconnecting);
+            shared.reconnects.fetch_add(1, Ordering::AcqRel);
+            tracing::debug!(conn = shared.id, attempt, ?delay, "reconnecting");
+            cb.on_reconnect(&conn, attempt, delay);
+            stop = !wait_delay(delay, &mut rx, &mut pending).await;
         }
-        conn.set_state(ConnState::Reconnecting);
-        shared.reconnects.fetch_add(1, Ordering::AcqRel);
-        tracing::debug!(conn = shared.id, attempt, ?delay, "reconnecting");
-        cb.on_reconnect(&conn, attempt, delay);
-        stop = !wait_delay(delay, &mut rx, &mut pending).await;
-    }
-    shared.finished.store(true, Ordering::Release);
-    conn.set_state(ConnState::Closed);
-    // Whatever is still queued can no longer be sent: hand it back.
-    rx.close();
-    let mut lost: Vec<Message> = pending.drain(..).collect();
-    while let Ok(cmd) = rx.try_recv() {
-        if let Command::Send(m) = cmd {
-            lost.push(m);
+        shared.finished.store(true, Ordering::Release);
+        conn.set_state(ConnState::Closed);
+        // Whatever is still queued can no longer be sent: hand it back.
+        rx.close();
+        let mut lost: Vec<Message> = pending.drain(..).collect();
+        while let Ok(cmd) = rx.try_recv() {
+            if let Command::Send(m) = cmd {
+                lost.push(m);
+            }
         }
+        give_back(&mut cb, &conn, lost);
+        shared.finished_notify.notify_waiters();
     }
-    give_back(&mut cb, &conn, lost);
-    shared.finished_notify.notify_waiters();
 }
 
 fn give_back(cb: &mut Callbacks, conn: &Conn, lost: Vec<Message>) {
@@ -178,19 +185,25 @@ async fn run_attempt(
 ) -> End {
     // Transport, then upgrade (following redirects when enabled);
     // `on_connect` fires as each transport is up, before its upgrade.
-    let result = options
-        .connect_with(|io| {
+    // Boxed: the connect future (DNS, TCP race, TLS, handshake) is several
+    // KiB and lives only while connecting; inline, it would size the
+    // connection's task for its whole life. The response is dropped in
+    // the block, before the session's long wait.
+    let ws = {
+        let result = Box::pin(options.connect_with(|io| {
             *Conn::lock(&conn.shared().addrs) = (io.peer_addr().ok(), io.local_addr().ok());
             cb.on_connect(conn);
-        })
+        }))
         .await;
-    let (ws, response) = match result {
-        Ok(x) => x,
-        Err(e) => return End::failed(e),
+        let (ws, response) = match result {
+            Ok(x) => x,
+            Err(e) => return End::failed(e),
+        };
+        conn.set_state(ConnState::Open);
+        tracing::info!(conn = conn.id(), url = options.url(), "connected");
+        cb.on_websocket_connect(conn, &response);
+        ws
     };
-    conn.set_state(ConnState::Open);
-    tracing::info!(conn = conn.id(), url = options.url(), "connected");
-    cb.on_websocket_connect(conn, &response);
     let opened = Instant::now();
     let mut session = Session {
         ws,

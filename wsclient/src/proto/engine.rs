@@ -118,8 +118,9 @@ pub struct Engine {
     close_sent: Option<CloseFrame>,
     close_received: Option<Option<CloseFrame>>,
     failure: Option<ProtocolError>,
-    /// permessage-deflate, when negotiated.
-    deflate: Option<PerMessageDeflate>,
+    /// permessage-deflate, when negotiated (boxed: a few hundred bytes
+    /// that connections without it should not carry).
+    deflate: Option<Box<PerMessageDeflate>>,
     /// The fragmented message being sent is compressed.
     sending_compressed: bool,
     /// Reused buffer for compressed payloads on their way to `out`.
@@ -166,14 +167,14 @@ impl Engine {
     /// sent compressed. Control frames are never compressed.
     #[must_use]
     pub fn with_deflate(mut self, deflate: PerMessageDeflate) -> Self {
-        self.deflate = Some(deflate);
+        self.deflate = Some(Box::new(deflate));
         self
     }
 
     /// The permessage-deflate parameters, when the extension is on.
     #[must_use]
     pub fn deflate(&self) -> Option<&DeflateParams> {
-        self.deflate.as_ref().map(PerMessageDeflate::params)
+        self.deflate.as_deref().map(PerMessageDeflate::params)
     }
 
     /// The engine's role.
