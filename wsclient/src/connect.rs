@@ -520,9 +520,13 @@ impl ConnectOptions {
             let head = buf.split_to(head_len).freeze();
             if response.status() != http::StatusCode::SWITCHING_PROTOCOLS {
                 let body = read_body_start(&mut io, buf, hs::rejected_body_len(&response)).await;
-                return Err(hs::rejected(response, body).into());
+                return Err(hs::rejected(response, head, body).into());
             }
-            let accepted = hs::check_response(&response, &key, request)?;
+            let accepted = match hs::check_response(&response, &key, request) {
+                Ok(accepted) => accepted,
+                // The 101 failed a check: the error keeps the response.
+                Err(e) => return Err(e.with_response(Response::new(response, head)).into()),
+            };
             let mut engine = Engine::new(Role::Client, self.config.clone());
             if let Some(n) = accepted.deflate {
                 engine =
