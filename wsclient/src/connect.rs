@@ -20,7 +20,7 @@ use crate::handshake::{self, HandshakeError, Response};
 use crate::proto::{Config, DeflateConfig, Engine, PerMessageDeflate, Role};
 use crate::socket::{SocketConfig, WebSocket};
 use crate::transport::MaybeTlsStream;
-use crate::transport::proxy::{self, ProxyConfig, ProxyScheme};
+use crate::transport::proxy::{self, ProxyConfig};
 use crate::transport::tcp::{self, TcpOptions};
 use crate::transport::tls::{self, TlsOptions};
 
@@ -291,7 +291,9 @@ impl ConnectOptions {
 
     /// Connects through this proxy: `http://[user:pass@]host:port` (HTTP
     /// `CONNECT`, Basic proxy authentication), `socks5://...` (SOCKS5, host
-    /// names resolved here) or `socks5h://...` (resolved by the proxy). A
+    /// names resolved here, each address tried in turn until the proxy
+    /// reaches one; see [`proxy::connect_through`]) or `socks5h://...`
+    /// (resolved by the proxy). A
     /// bad URL fails [`ConnectOptions::connect`] with [`Error::Proxy`].
     /// `wss://` runs TLS end to end through the tunnel.
     #[must_use]
@@ -400,25 +402,17 @@ impl ConnectOptions {
             .proxy_for(target.tls, &target.host, target.port)?;
         let tcp = match via {
             None => tcp::connect(&target.host, target.port, &self.tcp).await?,
+            // socks5:// resolves here and tries every address; the others
+            // let the proxy resolve.
             Some(proxy) => {
-                // socks5:// resolves here, the others let the proxy resolve.
-                let host = if proxy.scheme == ProxyScheme::Socks5 {
-                    let addrs = tcp::resolve(&target.host, target.port, &self.tcp).await?;
-                    Cow::Owned(addrs[0].ip().to_string())
-                } else {
-                    Cow::Borrowed(target.host.as_str())
-                };
-                let mut tcp = tcp::connect(&proxy.host, proxy.port, &self.tcp).await?;
-                tokio::time::timeout(
+                proxy::connect_through(
+                    &proxy,
+                    &target.host,
+                    target.port,
+                    &self.tcp,
                     self.proxy_timeout,
-                    proxy::tunnel(&mut tcp, &proxy, &host, target.port),
                 )
-                .await
-                .map_err(|_| Error::Timeout {
-                    phase: Phase::Proxy,
-                    after: self.proxy_timeout,
-                })??;
-                tcp
+                .await?
             }
         };
         if !target.tls {
