@@ -824,7 +824,8 @@ fn good_lines(key: &str) -> String {
 #[tokio::test]
 async fn every_invalid_101_keeps_the_response() {
     type Answer = fn(&str) -> String;
-    let cases: Vec<(&str, ConnectOptions, Answer, fn(&HandshakeError) -> bool)> = vec![
+    type Kind = fn(&HandshakeError) -> bool;
+    let cases: Vec<(&str, ConnectOptions, Answer, Kind)> = vec![
         (
             "wrong-accept",
             ConnectOptions::new("ws://x/"),

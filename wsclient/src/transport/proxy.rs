@@ -7,9 +7,9 @@
 //! returns, the stream carries bytes to and from the target as if it were
 //! connected to it directly, so TLS (for `wss://`) runs end to end through
 //! the tunnel. [`connect_through`] adds the TCP connection to the proxy
-//! ([`super::tcp`]), the negotiation timeout (phase
-//! [`Phase::Proxy`](crate::Phase::Proxy)) and, for `socks5://`, the local
-//! resolution of the target with one attempt per resolved address.
+//! ([`super::tcp`]), the negotiation timeout (phase [`Phase::Proxy`]) and,
+//! for `socks5://`, the local resolution of the target with one attempt
+//! per resolved address.
 
 use std::fmt;
 use std::io;
