@@ -349,7 +349,9 @@ impl ConnectOptions {
     }
 
     /// Uses these addresses for `host` instead of DNS (like curl's
-    /// `--resolve`); they are raced Happy Eyeballs style like DNS answers.
+    /// `--resolve`); they are raced Happy Eyeballs style like DNS answers
+    /// (through a `socks5://` proxy, tried in turn, see
+    /// [`proxy::connect_through`]).
     #[must_use]
     pub fn resolve(mut self, host: &str, addrs: &[IpAddr]) -> Self {
         self.tcp
