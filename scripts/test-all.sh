@@ -12,6 +12,10 @@ scripts/install-proxies.sh
 scripts/autobahn-install.sh
 
 cargo test --workspace
+# The platform certificate store (feature `native-roots`) at run time: added
+# to the Mozilla roots, then alone.
+cargo test -p wsclient --features native-roots --test native_roots
+cargo test -p wsclient --no-default-features --features native-roots --test native_roots
 
 # Conformance: sections 1-10 as a client and as a server (wsc serve).
 scripts/autobahn.sh client

@@ -361,11 +361,23 @@ impl Handler for Events {
                     "code": error.code(),
                     "error_kind": exit::kind(error),
                     "exit": code,
-                    "status": error.rejected().map(|r| r.status().as_u16()),
+                    "status": error.response().map(|r| r.status().as_u16()),
+                    "response": error.response().map(ToString::to_string),
                 }),
             );
         } else {
             st.printer.notice(false, &format!("wsc: error: {error}"));
+            // The server's answer behind a handshake failure (a refusal or
+            // an invalid 101), as received.
+            if let Some(response) = error.response() {
+                st.printer.notice(
+                    false,
+                    &format!(
+                        "wsc: server response:
+{response}"
+                    ),
+                );
+            }
         }
     }
 

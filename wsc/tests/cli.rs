@@ -332,7 +332,71 @@ fn exit_5_when_the_handshake_is_refused() {
         .assert()
         .code(5)
         .stdout("")
-        .stderr(predicate::str::contains("403"));
+        .stderr(
+            predicate::str::contains("403").and(predicate::str::contains(
+                "wsc: server response:\nHTTP/1.1 403",
+            )),
+        );
+}
+
+/// A raw server answering every upgrade with a well-formed 101 whose
+/// `Sec-WebSocket-Accept` is wrong (no real server does that): wsc fails
+/// with exit 5 and prints the server's response head, in text and JSON.
+#[test]
+fn an_invalid_101_prints_the_server_response() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("ws://{}/", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for s in listener.incoming() {
+            let Ok(mut s) = s else { return };
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                match s.read(&mut byte) {
+                    Ok(1) => head.push(byte[0]),
+                    _ => break,
+                }
+            }
+            let _ = s.write_all(
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+                  Connection: Upgrade\r\nSec-WebSocket-Accept: bm90IHRoZSByaWdodCBrZXk=\r\n\
+                  X-Custom: from-the-server\r\n\r\n",
+            );
+        }
+    });
+    wsc()
+        .args([&url, "--send", "x"])
+        .assert()
+        .code(5)
+        .stdout("")
+        .stderr(
+            predicate::str::contains("Sec-WebSocket-Accept is missing or does not match")
+                .and(predicate::str::contains("wsc: server response:"))
+                .and(predicate::str::contains(
+                    "HTTP/1.1 101 Switching Protocols\n",
+                ))
+                .and(predicate::str::contains("\nX-Custom: from-the-server")),
+        );
+    let out = wsc()
+        .args([&url, "--json", "--send", "x"])
+        .assert()
+        .code(5)
+        .get_output()
+        .stdout
+        .clone();
+    let events = json_lines(&out);
+    let error = events
+        .iter()
+        .find(|e| e["kind"] == "error")
+        .unwrap_or_else(|| panic!("an error event: {events:?}"));
+    assert_eq!(error["code"], 8, "{error}");
+    assert_eq!(error["status"], 101, "{error}");
+    let response = error["response"].as_str().expect("the response head");
+    assert!(
+        response.starts_with("HTTP/1.1 101") && response.contains("X-Custom: from-the-server"),
+        "{response}"
+    );
 }
 
 #[test]

@@ -20,7 +20,7 @@ use crate::handshake::{self, HandshakeError, Response};
 use crate::proto::{Config, DeflateConfig, Engine, PerMessageDeflate, Role};
 use crate::socket::{SocketConfig, WebSocket};
 use crate::transport::MaybeTlsStream;
-use crate::transport::proxy::{self, ProxyConfig, ProxyScheme};
+use crate::transport::proxy::{self, ProxyConfig};
 use crate::transport::tcp::{self, TcpOptions};
 use crate::transport::tls::{self, TlsOptions};
 
@@ -291,7 +291,9 @@ impl ConnectOptions {
 
     /// Connects through this proxy: `http://[user:pass@]host:port` (HTTP
     /// `CONNECT`, Basic proxy authentication), `socks5://...` (SOCKS5, host
-    /// names resolved here) or `socks5h://...` (resolved by the proxy). A
+    /// names resolved here, each address tried in turn until the proxy
+    /// reaches one; see [`proxy::connect_through`]) or `socks5h://...`
+    /// (resolved by the proxy). A
     /// bad URL fails [`ConnectOptions::connect`] with [`Error::Proxy`].
     /// `wss://` runs TLS end to end through the tunnel.
     #[must_use]
@@ -347,7 +349,9 @@ impl ConnectOptions {
     }
 
     /// Uses these addresses for `host` instead of DNS (like curl's
-    /// `--resolve`); they are raced Happy Eyeballs style like DNS answers.
+    /// `--resolve`); they are raced Happy Eyeballs style like DNS answers
+    /// (through a `socks5://` proxy, tried in turn, see
+    /// [`proxy::connect_through`]).
     #[must_use]
     pub fn resolve(mut self, host: &str, addrs: &[IpAddr]) -> Self {
         self.tcp
@@ -400,25 +404,17 @@ impl ConnectOptions {
             .proxy_for(target.tls, &target.host, target.port)?;
         let tcp = match via {
             None => tcp::connect(&target.host, target.port, &self.tcp).await?,
+            // socks5:// resolves here and tries every address; the others
+            // let the proxy resolve.
             Some(proxy) => {
-                // socks5:// resolves here, the others let the proxy resolve.
-                let host = if proxy.scheme == ProxyScheme::Socks5 {
-                    let addrs = tcp::resolve(&target.host, target.port, &self.tcp).await?;
-                    Cow::Owned(addrs[0].ip().to_string())
-                } else {
-                    Cow::Borrowed(target.host.as_str())
-                };
-                let mut tcp = tcp::connect(&proxy.host, proxy.port, &self.tcp).await?;
-                tokio::time::timeout(
+                proxy::connect_through(
+                    &proxy,
+                    &target.host,
+                    target.port,
+                    &self.tcp,
                     self.proxy_timeout,
-                    proxy::tunnel(&mut tcp, &proxy, &host, target.port),
                 )
-                .await
-                .map_err(|_| Error::Timeout {
-                    phase: Phase::Proxy,
-                    after: self.proxy_timeout,
-                })??;
-                tcp
+                .await?
             }
         };
         if !target.tls {
@@ -520,9 +516,13 @@ impl ConnectOptions {
             let head = buf.split_to(head_len).freeze();
             if response.status() != http::StatusCode::SWITCHING_PROTOCOLS {
                 let body = read_body_start(&mut io, buf, hs::rejected_body_len(&response)).await;
-                return Err(hs::rejected(response, body).into());
+                return Err(hs::rejected(response, head, body).into());
             }
-            let accepted = hs::check_response(&response, &key, request)?;
+            let accepted = match hs::check_response(&response, &key, request) {
+                Ok(accepted) => accepted,
+                // The 101 failed a check: the error keeps the response.
+                Err(e) => return Err(e.with_response(Response::new(response, head)).into()),
+            };
             let mut engine = Engine::new(Role::Client, self.config.clone());
             if let Some(n) = accepted.deflate {
                 engine =

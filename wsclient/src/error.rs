@@ -147,7 +147,7 @@ impl Error {
     /// | 5 | TLS failure |
     /// | 6 | proxy failure |
     /// | 7 | handshake refused by the server (non-101 status) |
-    /// | 8 | handshake invalid (bad accept, headers, extension, protocol) |
+    /// | 8 | handshake invalid (bad accept, headers, extension, protocol; the 101 in [`Error::response`]) |
     /// | 9 | protocol error from the server |
     /// | 10 | send not allowed in this state |
     /// | 11 | I/O error on an open connection |
@@ -187,8 +187,38 @@ impl Error {
         }
     }
 
+    /// The server's answer to the upgrade request, for every handshake
+    /// error the answer caused: a refusal (non-101 status, a redirect not
+    /// followed included; with up to 1 KiB of its body in
+    /// [`Response::body_start`](crate::Response::body_start)) and a 101
+    /// that failed a check (bad or missing `Sec-WebSocket-Accept`, missing
+    /// `Upgrade` or `Connection`, a subprotocol or extension not offered,
+    /// extension parameters that match no offer). Its `Display` is the
+    /// head as received. `None` for other errors, and for handshake
+    /// errors before a complete response head (see
+    /// [`HandshakeError::response`]).
+    ///
+    /// ```no_run
+    /// # async fn f() {
+    /// if let Err(e) = wsclient::connect("ws://127.0.0.1:1234").await {
+    ///     eprintln!("error: {e}");
+    ///     if let Some(response) = e.response() {
+    ///         eprintln!("{}: {response}", response.status());
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn response(&self) -> Option<&crate::Response> {
+        match self {
+            Error::Handshake(e) => e.response(),
+            _ => None,
+        }
+    }
+
     /// The server's refusal (status, headers, body start), for a non-101
-    /// answer to the upgrade (a redirect not followed included).
+    /// answer to the upgrade (a redirect not followed included). See
+    /// [`Error::response`] for the response behind any handshake error.
     #[must_use]
     pub fn rejected(&self) -> Option<&crate::handshake::Rejected> {
         match self {

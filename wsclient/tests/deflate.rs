@@ -671,7 +671,9 @@ async fn answers_that_match_no_offer_fail_the_handshake() {
             assert!(
                 matches!(
                     err,
-                    Some(Error::Handshake(HandshakeError::UnsupportedExtension(_)))
+                    Some(Error::Handshake(
+                        HandshakeError::UnsupportedExtension { .. }
+                    ))
                 ),
                 "{answer}: {err:?}"
             );
@@ -682,7 +684,9 @@ async fn answers_that_match_no_offer_fail_the_handshake() {
         assert!(
             matches!(
                 err,
-                Some(Error::Handshake(HandshakeError::UnsupportedExtension(_)))
+                Some(Error::Handshake(
+                    HandshakeError::UnsupportedExtension { .. }
+                ))
             ),
             "{err:?}"
         );

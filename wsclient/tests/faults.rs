@@ -137,7 +137,7 @@ async fn wrong_accept_key_is_refused() {
         // A valid accept value, but for another key (RFC 6455's example).
         let err = answer_with(|_| response_101_with_accept("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")).await;
         assert!(
-            matches!(err, Error::Handshake(HandshakeError::BadAccept)),
+            matches!(err, Error::Handshake(HandshakeError::BadAccept { .. })),
             "{err:?}"
         );
         assert_eq!(err.code(), 8);
@@ -150,7 +150,7 @@ async fn wrong_accept_key_is_refused() {
         })
         .await;
         assert!(
-            matches!(err, Error::Handshake(HandshakeError::BadAccept)),
+            matches!(err, Error::Handshake(HandshakeError::BadAccept { .. })),
             "{err:?}"
         );
 
@@ -161,7 +161,7 @@ async fn wrong_accept_key_is_refused() {
         })
         .await;
         assert!(
-            matches!(err, Error::Handshake(HandshakeError::MissingUpgrade)),
+            matches!(err, Error::Handshake(HandshakeError::MissingUpgrade { .. })),
             "{err:?}"
         );
         assert_eq!(err.code(), 8);

@@ -742,6 +742,16 @@ async fn each_phase_has_its_error() {
     assert_eq!(rejected.status(), 403);
     assert_eq!(rejected.response.headers()["x-reject"], "yes");
     assert_eq!(&rejected.response.body()[..], b"rejected 403");
+    // The same refusal through `response()`, the accessor of every
+    // handshake error the server's answer caused.
+    let response = err.response().expect("the refusal's response");
+    assert_eq!(response.status(), 403);
+    assert_eq!(response.headers()["x-reject"], "yes");
+    assert_eq!(response.body_start(), b"rejected 403");
+    assert!(
+        response.to_string().starts_with("HTTP/1.1 403"),
+        "{response}"
+    );
 
     // Upgrade: timed out.
     let err = connect(
@@ -754,6 +764,211 @@ async fn each_phase_has_its_error() {
         (err.code(), err.phase()),
         (4, Some(Phase::Upgrade)),
         "{err:?}"
+    );
+    task.abort();
+}
+
+// ---------------------------------------------------------------------------
+// The server's response on every handshake error
+// ---------------------------------------------------------------------------
+
+/// A one-connection raw TCP server that reads the upgrade request and
+/// answers with `answer(key)` verbatim: a well-formed HTTP 101 that no real
+/// WebSocket server would send (wrong accept, missing header, unoffered
+/// subprotocol or extension). Returns the URL and the task.
+async fn answering_101(
+    answer: impl FnOnce(&str) -> String + Send + 'static,
+) -> (String, tokio::task::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            if s.read(&mut byte).await.unwrap_or(0) == 0 {
+                return;
+            }
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8(head).unwrap();
+        let key = head
+            .lines()
+            .find_map(|l| {
+                let (n, v) = l.split_once(':')?;
+                n.eq_ignore_ascii_case("sec-websocket-key")
+                    .then(|| v.trim().to_owned())
+            })
+            .expect("request has a key");
+        s.write_all(answer(&key).as_bytes()).await.unwrap();
+        // Hold the connection until the client drops it.
+        let mut sink = [0u8; 256];
+        while matches!(s.read(&mut sink).await, Ok(n) if n > 0) {}
+    });
+    (url, task)
+}
+
+/// A 101 with the given header lines (each ending in CRLF) plus
+/// `X-Case: {case}`.
+fn head_101(case: &str, lines: &str) -> String {
+    format!("HTTP/1.1 101 Switching Protocols\r\n{lines}X-Case: {case}\r\n\r\n")
+}
+
+fn good_lines(key: &str) -> String {
+    format!(
+        "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n",
+        wsclient::handshake::accept_key(key.as_bytes())
+    )
+}
+
+#[tokio::test]
+async fn every_invalid_101_keeps_the_response() {
+    type Answer = fn(&str) -> String;
+    type Kind = fn(&HandshakeError) -> bool;
+    let cases: Vec<(&str, ConnectOptions, Answer, Kind)> = vec![
+        (
+            "wrong-accept",
+            ConnectOptions::new("ws://x/"),
+            |_| {
+                head_101(
+                    "wrong-accept",
+                    "Upgrade: websocket\r\nConnection: Upgrade\r\n\
+                     Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n",
+                )
+            },
+            |e| matches!(e, HandshakeError::BadAccept { .. }),
+        ),
+        (
+            "no-accept",
+            ConnectOptions::new("ws://x/"),
+            |_| head_101("no-accept", "Upgrade: websocket\r\nConnection: Upgrade\r\n"),
+            |e| matches!(e, HandshakeError::BadAccept { .. }),
+        ),
+        (
+            "no-upgrade",
+            ConnectOptions::new("ws://x/"),
+            |key| {
+                head_101(
+                    "no-upgrade",
+                    &good_lines(key).replace("Upgrade: websocket\r\n", ""),
+                )
+            },
+            |e| matches!(e, HandshakeError::MissingUpgrade { .. }),
+        ),
+        (
+            "no-connection",
+            ConnectOptions::new("ws://x/"),
+            |key| {
+                head_101(
+                    "no-connection",
+                    &good_lines(key).replace("Connection: Upgrade\r\n", ""),
+                )
+            },
+            |e| matches!(e, HandshakeError::MissingConnection { .. }),
+        ),
+        (
+            "unoffered-protocol",
+            ConnectOptions::new("ws://x/").subprotocol("v1"),
+            |key| {
+                head_101(
+                    "unoffered-protocol",
+                    &format!("{}Sec-WebSocket-Protocol: chat\r\n", good_lines(key)),
+                )
+            },
+            |e| matches!(e, HandshakeError::UnofferedProtocol { protocol, .. } if protocol == "chat"),
+        ),
+        (
+            "unoffered-extension",
+            ConnectOptions::new("ws://x/"),
+            |key| {
+                head_101(
+                    "unoffered-extension",
+                    &format!("{}Sec-WebSocket-Extensions: x-custom\r\n", good_lines(key)),
+                )
+            },
+            |e| matches!(e, HandshakeError::UnsupportedExtension { extension, .. } if extension == "x-custom"),
+        ),
+        (
+            "bad-deflate-params",
+            ConnectOptions::new("ws://x/").compression(true),
+            |key| {
+                head_101(
+                    "bad-deflate-params",
+                    &format!(
+                        "{}Sec-WebSocket-Extensions: permessage-deflate; bogus=1\r\n",
+                        good_lines(key)
+                    ),
+                )
+            },
+            |e| matches!(e, HandshakeError::UnsupportedExtension { .. }),
+        ),
+    ];
+    for (case, opts, answer, kind) in cases {
+        let (url, task) = answering_101(answer).await;
+        let mut opts = opts;
+        opts.set_url(url);
+        let err = connect(&opts).await.expect_err(case);
+        let Error::Handshake(hs) = &err else {
+            panic!("{case}: not a handshake error: {err:?}");
+        };
+        assert!(kind(hs), "{case}: wrong kind {err:?}");
+        assert_eq!(
+            (err.code(), err.phase()),
+            (8, Some(Phase::Upgrade)),
+            "{case}"
+        );
+        let response = err
+            .response()
+            .unwrap_or_else(|| panic!("{case}: no response in {err:?}"));
+        assert_eq!(response.status(), 101, "{case}");
+        assert_eq!(response.headers()["x-case"], case, "{case}");
+        assert!(response.body_start().is_empty(), "{case}");
+        let printed = response.to_string();
+        assert!(
+            printed.starts_with("HTTP/1.1 101 Switching Protocols\n"),
+            "{case}: {printed}"
+        );
+        assert!(
+            printed.contains(&format!("\nX-Case: {case}")),
+            "{case}: {printed}"
+        );
+        assert_eq!(hs.response().map(|r| r.status()), Some(response.status()));
+        assert!(err.rejected().is_none(), "{case}: not a refusal");
+        task.abort();
+    }
+}
+
+#[tokio::test]
+async fn on_error_sees_the_response_of_an_invalid_101() {
+    let (url, task) = answering_101(|_| {
+        head_101(
+            "events",
+            "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: bad\r\n",
+        )
+    })
+    .await;
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let mut ws = wsclient::Client::new(&url).unwrap();
+    let s = seen.clone();
+    ws.on_error(move |_, e| {
+        let r = e.response().map(|r| {
+            (
+                r.status().as_u16(),
+                r.headers()
+                    .get("x-case")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned),
+            )
+        });
+        s.lock().unwrap().push((e.code(), r));
+    });
+    let conn = ws.connect();
+    tokio::time::timeout(LIMIT, conn.finished())
+        .await
+        .expect("the failed attempt ends");
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [(8, Some((101, Some("events".to_owned()))))]
     );
     task.abort();
 }

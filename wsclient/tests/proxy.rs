@@ -417,6 +417,106 @@ async fn socks5_errors() {
     assert!(err.to_string().contains("connection refused"), "{err}");
 }
 
+/// `socks5://` resolves the name here and tries every address, in order,
+/// each on a new proxy connection: the first address (127.0.0.2, where
+/// nothing listens on the peer's port: the peer listens on 127.0.0.1 only)
+/// is refused by the proxy's connect, the second reaches the peer.
+#[tokio::test]
+async fn socks5_tries_every_resolved_address() {
+    let proxy = microsocks(Some((USER, PASS)));
+    let peer = Peer::start(PeerKind::Python, &PeerOptions::default());
+    let dead: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+    let dead2: std::net::IpAddr = "127.0.0.3".parse().unwrap();
+    let good: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+    assert!(
+        std::net::TcpStream::connect((dead, peer.port)).is_err(),
+        "nothing may listen on {dead}:{}",
+        peer.port
+    );
+
+    let (mut ws, response) = connect(
+        &ConnectOptions::new(format!("ws://peer.test:{}/echo", peer.port))
+            .resolve("peer.test", &[dead, good])
+            .proxy(&proxy.url("socks5", Some((USER, PASS)))),
+    )
+    .await
+    .expect("socks5:// through the second address");
+    assert_server_response(&response);
+    echo(&mut ws, "socks5 second address").await;
+    proxy.wait_log(&format!("connected to 127.0.0.1:{}", peer.port));
+    assert!(
+        !proxy
+            .log()
+            .contains(&format!("connected to 127.0.0.2:{}", peer.port)),
+        "{}",
+        proxy.log()
+    );
+
+    // Every address dead: the last address's typed SOCKS5 error.
+    let err = connect(
+        &ConnectOptions::new(format!("ws://peer.test:{}/echo", peer.port))
+            .resolve("peer.test", &[dead, dead2])
+            .proxy(&proxy.url("socks5", Some((USER, PASS)))),
+    )
+    .await
+    .expect_err("no address reachable");
+    assert!(
+        matches!(err, Error::Proxy(ProxyError::Socks { code: 5 })),
+        "{err:?}"
+    );
+    assert_eq!((err.code(), err.phase()), (6, Some(Phase::Proxy)));
+
+    // A proxy error no other address can change ends the attempts at once.
+    let err = connect(
+        &ConnectOptions::new(format!("ws://peer.test:{}/echo", peer.port))
+            .resolve("peer.test", &[dead, good])
+            .proxy(&proxy.url("socks5", Some((USER, "wrong")))),
+    )
+    .await
+    .expect_err("wrong password");
+    assert!(
+        matches!(err, Error::Proxy(ProxyError::AuthFailed)),
+        "{err:?}"
+    );
+}
+
+/// The attempts over several addresses share one budget: a proxy that
+/// never answers costs `connect_timeout + proxy_timeout` at most, however
+/// many addresses there are.
+#[tokio::test]
+async fn socks5_attempts_share_one_budget() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hold = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = listener.accept().await {
+            held.push(s);
+        }
+    });
+    let addrs: Vec<std::net::IpAddr> = (2..=9)
+        .map(|i| format!("127.0.0.{i}").parse().unwrap())
+        .collect();
+    let t = Duration::from_millis(300);
+    let start = Instant::now();
+    let err = connect(
+        &ConnectOptions::new("ws://many.test:9/")
+            .resolve("many.test", &addrs)
+            .proxy(&format!("socks5://127.0.0.1:{port}"))
+            .proxy_timeout(t)
+            .connect_timeout(Duration::from_millis(400)),
+    )
+    .await
+    .expect_err("a silent proxy must time out");
+    let took = start.elapsed();
+    assert!(
+        matches!(err, Error::Timeout { phase: Phase::Proxy, after } if after == Duration::from_millis(700)),
+        "{err:?}"
+    );
+    // 8 addresses × 300 ms would be 2.4 s.
+    assert!(took < Duration::from_millis(1_500), "{took:?}");
+    hold.abort();
+}
+
 // ---------------------------------------------------------------------------
 // Timeouts and bad settings
 // ---------------------------------------------------------------------------

@@ -202,7 +202,9 @@ impl Client {
         self
     }
 
-    /// Something failed (`onError`); `err.code()` is the stable code.
+    /// Something failed (`onError`); `err.code()` is the stable code, and
+    /// [`Error::response`] the server's answer when the handshake failed on
+    /// it (a refusal or an invalid 101: status, headers, raw head).
     pub fn on_error(&mut self, f: impl FnMut(&Conn, &Error) + Send + 'static) -> &mut Self {
         self.callbacks.on_error = Some(Box::new(f));
         self

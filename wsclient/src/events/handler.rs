@@ -47,7 +47,9 @@ pub trait Handler: Send + 'static {
     fn on_ping(&mut self, conn: &Conn, payload: Bytes) {}
     /// A pong arrived.
     fn on_pong(&mut self, conn: &Conn, payload: Bytes) {}
-    /// Something failed; `error.code()` is a stable number for the kind.
+    /// Something failed; `error.code()` is a stable number for the kind,
+    /// and `error.response()` the server's answer when the handshake failed
+    /// on it (a refusal or an invalid 101).
     fn on_error(&mut self, conn: &Conn, error: &Error) {}
     /// The attempt or the connection ended (always after the others).
     fn on_close(&mut self, conn: &Conn) {}

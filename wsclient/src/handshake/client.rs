@@ -235,7 +235,10 @@ pub struct Accepted {
 /// a permessage-deflate answer that matches one of them).
 ///
 /// # Errors
-/// The [`HandshakeError`] naming the first check that failed.
+/// The [`HandshakeError`] naming the first check that failed, without the
+/// response (`response: None`); a caller holding the raw head attaches it
+/// with [`HandshakeError::with_response`], as
+/// [`ConnectOptions::connect`](crate::ConnectOptions::connect) does.
 pub fn check_response(
     resp: &http::Response<()>,
     key: &str,
@@ -246,21 +249,21 @@ pub fn check_response(
         .get(header::UPGRADE)
         .is_some_and(|v| header_has_token(v, "websocket"))
     {
-        return Err(HandshakeError::MissingUpgrade);
+        return Err(HandshakeError::MissingUpgrade { response: None });
     }
     if !h
         .get_all(header::CONNECTION)
         .iter()
         .any(|v| header_has_token(v, "upgrade"))
     {
-        return Err(HandshakeError::MissingConnection);
+        return Err(HandshakeError::MissingConnection { response: None });
     }
     let expected = accept_key(key.as_bytes());
     if h.get(header::SEC_WEBSOCKET_ACCEPT)
         .map(HeaderValue::as_bytes)
         != Some(expected.as_bytes())
     {
-        return Err(HandshakeError::BadAccept);
+        return Err(HandshakeError::BadAccept { response: None });
     }
     let protocol = match h.get(header::SEC_WEBSOCKET_PROTOCOL) {
         None => None,
@@ -275,7 +278,10 @@ pub fn check_response(
                     .flat_map(|v| v.split(','))
                     .any(|o| o.trim() == p);
             if !offered {
-                return Err(HandshakeError::UnofferedProtocol(p));
+                return Err(HandshakeError::UnofferedProtocol {
+                    protocol: p,
+                    response: None,
+                });
             }
             Some(p)
         }
@@ -294,11 +300,17 @@ pub fn check_response(
                 Ok(n) => negotiated = Some(n),
                 Err(e) => {
                     tracing::debug!(response = %ext, error = %e, "permessage-deflate answer refused");
-                    return Err(HandshakeError::UnsupportedExtension(ext.clone()));
+                    return Err(HandshakeError::UnsupportedExtension {
+                        extension: ext.clone(),
+                        response: None,
+                    });
                 }
             }
         } else if opts.extensions.is_none() {
-            return Err(HandshakeError::UnsupportedExtension(ext.clone()));
+            return Err(HandshakeError::UnsupportedExtension {
+                extension: ext.clone(),
+                response: None,
+            });
         }
     }
     Ok(Accepted {
@@ -308,14 +320,11 @@ pub fn check_response(
     })
 }
 
-/// Builds the [`super::Rejected`] error for a non-101 response whose body
-/// start is `body`.
+/// Builds the [`super::Rejected`] error for a non-101 response parsed from
+/// `raw_head`, whose body start is `body`.
 #[must_use]
-pub fn rejected(resp: http::Response<()>, body: Bytes) -> HandshakeError {
-    let (parts, ()) = resp.into_parts();
-    HandshakeError::Rejected(Box::new(super::Rejected {
-        response: http::Response::from_parts(parts, body),
-    }))
+pub fn rejected(resp: http::Response<()>, raw_head: Bytes, body: Bytes) -> HandshakeError {
+    HandshakeError::Rejected(Box::new(super::Rejected::new(resp, raw_head, body)))
 }
 
 /// How many body bytes of a refusal are kept.
@@ -412,11 +421,11 @@ mod tests {
         assert!(check_response(&response(""), key, &opts).is_ok());
         assert!(matches!(
             check_response(&response(""), "other", &opts),
-            Err(HandshakeError::BadAccept)
+            Err(HandshakeError::BadAccept { response: None })
         ));
         assert!(matches!(
             check_response(&response("Sec-WebSocket-Protocol: x\r\n"), key, &opts),
-            Err(HandshakeError::UnofferedProtocol(_))
+            Err(HandshakeError::UnofferedProtocol { .. })
         ));
         assert!(matches!(
             check_response(
@@ -424,7 +433,7 @@ mod tests {
                 key,
                 &opts
             ),
-            Err(HandshakeError::UnsupportedExtension(_))
+            Err(HandshakeError::UnsupportedExtension { .. })
         ));
         let with_proto = RequestOptions {
             protocols: vec!["x".into()],
@@ -486,7 +495,7 @@ mod tests {
                         key,
                         &opts
                     ),
-                    Err(HandshakeError::UnsupportedExtension(_))
+                    Err(HandshakeError::UnsupportedExtension { .. })
                 ),
                 "{bad}"
             );
@@ -500,7 +509,7 @@ mod tests {
                 key,
                 &opts
             ),
-            Err(HandshakeError::UnsupportedExtension(_))
+            Err(HandshakeError::UnsupportedExtension { .. })
         ));
     }
 

@@ -2,6 +2,8 @@
 
 use bytes::Bytes;
 
+use super::Response;
+
 /// The opening handshake failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -21,22 +23,49 @@ pub enum HandshakeError {
     /// The server answered with a status other than 101.
     #[error("{0}")]
     Rejected(Box<Rejected>),
-    /// `Upgrade: websocket` missing from the response.
+    /// `Upgrade: websocket` missing from the response (from a request,
+    /// on the server side).
     #[error("response lacks `Upgrade: websocket`")]
-    MissingUpgrade,
-    /// `Connection: upgrade` missing from the response.
+    MissingUpgrade {
+        /// The server's 101 response; `None` on the server side (the
+        /// request lacks the header) and from
+        /// [`check_response`](super::client::check_response) alone.
+        response: Option<Box<Response>>,
+    },
+    /// `Connection: upgrade` missing from the response (from a request,
+    /// on the server side).
     #[error("response lacks `Connection: upgrade`")]
-    MissingConnection,
+    MissingConnection {
+        /// The server's 101 response; `None` as for
+        /// [`HandshakeError::MissingUpgrade`].
+        response: Option<Box<Response>>,
+    },
     /// `Sec-WebSocket-Accept` missing or not matching the key.
     #[error("Sec-WebSocket-Accept is missing or does not match the key")]
-    BadAccept,
+    BadAccept {
+        /// The server's 101 response (`None` only from
+        /// [`check_response`](super::client::check_response) alone).
+        response: Option<Box<Response>>,
+    },
     /// The server chose a subprotocol the client did not offer.
-    #[error("server selected subprotocol {0:?}, which was not offered")]
-    UnofferedProtocol(String),
+    #[error("server selected subprotocol {protocol:?}, which was not offered")]
+    UnofferedProtocol {
+        /// The subprotocol the server selected.
+        protocol: String,
+        /// The server's 101 response (`None` only from
+        /// [`check_response`](super::client::check_response) alone).
+        response: Option<Box<Response>>,
+    },
     /// The server accepted an extension the client did not offer, or
     /// answered an offer with parameters that do not match it.
-    #[error("server selected extension {0:?}, which was not offered")]
-    UnsupportedExtension(String),
+    #[error("server selected extension {extension:?}, which was not offered")]
+    UnsupportedExtension {
+        /// The server's `Sec-WebSocket-Extensions` answer.
+        extension: String,
+        /// The server's 101 response (`None` only from
+        /// [`check_response`](super::client::check_response) alone).
+        response: Option<Box<Response>>,
+    },
     /// A request header name or value is invalid (for instance it holds CR
     /// or LF): refused before anything is sent.
     #[error("invalid request header {name:?}")]
@@ -59,15 +88,89 @@ pub enum HandshakeError {
     BadRequest(&'static str),
 }
 
+impl HandshakeError {
+    /// The server's response that caused this error, when there is one:
+    /// a refusal (non-101, including a redirect not followed) or a 101
+    /// that failed a check. `None` for errors before a complete response
+    /// head (timeouts, a malformed or oversized head, a dropped
+    /// connection) and for request errors.
+    #[must_use]
+    pub fn response(&self) -> Option<&Response> {
+        match self {
+            HandshakeError::Rejected(r) | HandshakeError::InsecureRedirect { response: r, .. } => {
+                Some(r.head())
+            }
+            HandshakeError::MissingUpgrade { response }
+            | HandshakeError::MissingConnection { response }
+            | HandshakeError::BadAccept { response }
+            | HandshakeError::UnofferedProtocol { response, .. }
+            | HandshakeError::UnsupportedExtension { response, .. } => response.as_deref(),
+            HandshakeError::ResponseTooLarge { .. }
+            | HandshakeError::Malformed(_)
+            | HandshakeError::Incomplete
+            | HandshakeError::InvalidHeader { .. }
+            | HandshakeError::BadRequest(_) => None,
+        }
+    }
+
+    /// Attaches the server's 101 `response` to a check failure of
+    /// [`check_response`](super::client::check_response) (the variants
+    /// with a `response` field); other errors are returned unchanged.
+    #[must_use]
+    pub fn with_response(self, response: Response) -> Self {
+        let r = Some(Box::new(response));
+        match self {
+            HandshakeError::MissingUpgrade { .. } => HandshakeError::MissingUpgrade { response: r },
+            HandshakeError::MissingConnection { .. } => {
+                HandshakeError::MissingConnection { response: r }
+            }
+            HandshakeError::BadAccept { .. } => HandshakeError::BadAccept { response: r },
+            HandshakeError::UnofferedProtocol { protocol, .. } => {
+                HandshakeError::UnofferedProtocol {
+                    protocol,
+                    response: r,
+                }
+            }
+            HandshakeError::UnsupportedExtension { extension, .. } => {
+                HandshakeError::UnsupportedExtension {
+                    extension,
+                    response: r,
+                }
+            }
+            other => other,
+        }
+    }
+}
+
 /// A non-101 reply to the upgrade request: status, headers and the start of
 /// the body (at most 1 KiB), printable for the user.
 #[derive(Debug)]
 pub struct Rejected {
     /// The response (status, headers) with the first bytes of its body.
     pub response: http::Response<Bytes>,
+    head: Response,
 }
 
 impl Rejected {
+    /// A refusal: the parsed response, the raw head it was parsed from
+    /// and the start of its body.
+    #[must_use]
+    pub fn new(response: http::Response<()>, raw_head: Bytes, body: Bytes) -> Rejected {
+        let head = Response::new(response.clone(), raw_head).with_body_start(body.clone());
+        let (parts, ()) = response.into_parts();
+        Rejected {
+            response: http::Response::from_parts(parts, body),
+            head,
+        }
+    }
+
+    /// The refusal as a [`Response`]: the raw head as received (its
+    /// `Display`), status, headers and [`Response::body_start`].
+    #[must_use]
+    pub fn head(&self) -> &Response {
+        &self.head
+    }
+
     /// The HTTP status.
     #[must_use]
     pub fn status(&self) -> http::StatusCode {

@@ -51,14 +51,14 @@ pub fn parse_request(buf: &[u8], max: usize) -> Result<Option<(Request, usize)>,
         .get(header::UPGRADE)
         .is_some_and(|v| header_has_token(v, "websocket"))
     {
-        return Err(HandshakeError::MissingUpgrade);
+        return Err(HandshakeError::MissingUpgrade { response: None });
     }
     if !h
         .get_all(header::CONNECTION)
         .iter()
         .any(|v| header_has_token(v, "upgrade"))
     {
-        return Err(HandshakeError::MissingConnection);
+        return Err(HandshakeError::MissingConnection { response: None });
     }
     if h.get(header::SEC_WEBSOCKET_VERSION)
         .map(HeaderValue::as_bytes)
@@ -160,7 +160,7 @@ mod tests {
         let req = b"GET / HTTP/1.1\r\nHost: h\r\n\r\n";
         assert!(matches!(
             parse_request(req, 8192),
-            Err(HandshakeError::MissingUpgrade)
+            Err(HandshakeError::MissingUpgrade { response: None })
         ));
     }
 }

@@ -6,16 +6,22 @@
 //! Owns the negotiation on an already connected stream: once [`tunnel`]
 //! returns, the stream carries bytes to and from the target as if it were
 //! connected to it directly, so TLS (for `wss://`) runs end to end through
-//! the tunnel. Does not own the TCP connection to the proxy ([`super::tcp`])
-//! nor the timeout around the negotiation ([`crate::connect`](mod@crate::connect), phase
-//! [`Phase::Proxy`](crate::Phase::Proxy)).
+//! the tunnel. [`connect_through`] adds the TCP connection to the proxy
+//! ([`super::tcp`]), the negotiation timeout (phase [`Phase::Proxy`]) and,
+//! for `socks5://`, the local resolution of the target with one attempt
+//! per resolved address.
 
 use std::fmt;
 use std::io;
 use std::net::IpAddr;
+use std::time::Duration;
 
 use base64::Engine as _;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::tcp::{self, TcpOptions};
+use crate::error::{Error, Phase};
 
 /// The most bytes a `CONNECT` reply head may take.
 const MAX_CONNECT_REPLY: usize = 16 << 10;
@@ -411,6 +417,91 @@ fn in_cidr(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
         }
         _ => false,
     }
+}
+
+/// Opens a tunnel to `host:port` through `proxy`: connects to the proxy
+/// (with the DNS and connect timeouts of `tcp_opts`, every address of the
+/// proxy raced as for a direct connection), then negotiates within
+/// `timeout`.
+///
+/// For [`ProxyScheme::Socks5`] the target name is resolved here (honouring
+/// [`TcpOptions::resolve`]) and its addresses are tried in order, each
+/// with a new connection to the proxy (a SOCKS5 connection cannot be used
+/// again after a failed `CONNECT` reply), until one tunnel opens. The next
+/// address is tried after a SOCKS5 error reply ([`ProxyError::Socks`],
+/// for instance "connection refused") or a negotiation timeout (the proxy
+/// stuck connecting to a black-holed address); any other error (the proxy
+/// unreachable, credentials refused, a bad reply) ends the attempts, as
+/// another address cannot change it. All attempts together are bounded by
+/// what one attempt may take, `tcp_opts.connect_timeout + timeout`: past
+/// it the result is a [`Phase::Proxy`] [`Error::Timeout`] with that
+/// total. When every address fails, the last address's error is returned.
+/// `http://` and `socks5h://` send the name to the proxy: one attempt.
+///
+/// # Errors
+/// [`Error::Proxy`] (the last address's, for `socks5://`), a
+/// [`Phase::Proxy`] [`Error::Timeout`], and the DNS and TCP errors of the
+/// target's resolution and of the connection to the proxy.
+pub async fn connect_through(
+    proxy: &Proxy,
+    host: &str,
+    port: u16,
+    tcp_opts: &TcpOptions,
+    timeout: Duration,
+) -> Result<TcpStream, Error> {
+    if proxy.scheme != ProxyScheme::Socks5 {
+        return attempt(proxy, host, port, tcp_opts, timeout).await;
+    }
+    let addrs = tcp::resolve(host, port, tcp_opts).await?;
+    let budget = tcp_opts.connect_timeout.saturating_add(timeout);
+    let overall = Error::Timeout {
+        phase: Phase::Proxy,
+        after: budget,
+    };
+    let run = async {
+        let mut last = None;
+        for addr in &addrs {
+            let ip = addr.ip().to_string();
+            match attempt(proxy, &ip, port, tcp_opts, timeout).await {
+                Ok(stream) => return Ok(stream),
+                Err(
+                    e @ (Error::Proxy(ProxyError::Socks { .. })
+                    | Error::Timeout {
+                        phase: Phase::Proxy,
+                        ..
+                    }),
+                ) => {
+                    tracing::debug!(proxy = %proxy, %addr, error = %e, "SOCKS5 attempt failed, trying the next address");
+                    last = Some(e);
+                }
+                Err(e) => return Err(Some(e)),
+            }
+        }
+        Err(last)
+    };
+    match tokio::time::timeout(budget, run).await {
+        Ok(Ok(stream)) => Ok(stream),
+        Ok(Err(last)) => Err(last.unwrap_or(overall)),
+        Err(_) => Err(overall),
+    }
+}
+
+/// One connection to the proxy and one negotiation for `host:port`.
+async fn attempt(
+    proxy: &Proxy,
+    host: &str,
+    port: u16,
+    tcp_opts: &TcpOptions,
+    timeout: Duration,
+) -> Result<TcpStream, Error> {
+    let mut stream = tcp::connect(&proxy.host, proxy.port, tcp_opts).await?;
+    tokio::time::timeout(timeout, tunnel(&mut stream, proxy, host, port))
+        .await
+        .map_err(|_| Error::Timeout {
+            phase: Phase::Proxy,
+            after: timeout,
+        })??;
+    Ok(stream)
 }
 
 /// Negotiates a tunnel to `host:port` over `io`, a stream connected to

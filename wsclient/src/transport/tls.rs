@@ -5,6 +5,23 @@
 //! `native-roots`), plus any CA files the user adds. SNI is sent for host
 //! names, ALPN offers `http/1.1`. Turning verification off is possible only
 //! through the loudly named [`TlsOptions::danger_accept_invalid_certs`].
+//!
+//! The roots are chosen with the crate's features:
+//!
+//! - default (`webpki-roots`): the Mozilla set only;
+//! - `features = ["native-roots"]`: the Mozilla set and the platform store;
+//! - `default-features = false, features = ["native-roots"]`: the platform
+//!   store only (what the operating system trusts, including CAs an
+//!   administrator added).
+//!
+//! The platform store is read with `rustls-native-certs`: on Linux and
+//! other Unix systems the system bundle found by `openssl-probe`, or the
+//! file named by `SSL_CERT_FILE` and the directories in `SSL_CERT_DIR` when
+//! those are set (they replace the system bundle); the keychain on macOS,
+//! the system store on Windows. It is read once and reused for later
+//! connections (read again only if `SSL_CERT_FILE` or `SSL_CERT_DIR`
+//! change); certificates it cannot parse are skipped, and problems reading
+//! it are logged (`tracing` warnings).
 
 use std::fmt;
 use std::io;
@@ -187,13 +204,10 @@ fn roots(opts: &TlsOptions) -> Result<RootCertStore, TlsError> {
     #[cfg(feature = "webpki-roots")]
     store.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     #[cfg(feature = "native-roots")]
-    {
-        let found = rustls_native_certs::load_native_certs();
-        for cert in found.certs {
-            // A platform certificate rustls cannot parse is skipped, as the
-            // platform's own tools do.
-            let _ = store.add(cert);
-        }
+    for cert in native::certs().iter() {
+        // A platform certificate rustls cannot parse is skipped, as the
+        // platform's own tools do.
+        let _ = store.add(cert.clone());
     }
     for path in &opts.ca_files {
         for cert in read_certs(path)? {
@@ -201,6 +215,47 @@ fn roots(opts: &TlsOptions) -> Result<RootCertStore, TlsError> {
         }
     }
     Ok(store)
+}
+
+/// The platform's root certificates, read once per value of the
+/// variables that choose them.
+#[cfg(feature = "native-roots")]
+mod native {
+    use std::ffi::OsString;
+    use std::sync::{Arc, Mutex, PoisonError};
+
+    use tokio_rustls::rustls::pki_types::CertificateDer;
+
+    /// The variables `rustls-native-certs` reads (on Unix) to choose the
+    /// store, and the certificates read with those values.
+    type Cached = ([Option<OsString>; 2], Arc<Vec<CertificateDer<'static>>>);
+
+    static CACHE: Mutex<Option<Cached>> = Mutex::new(None);
+
+    /// The platform store's certificates. Problems are logged; a store
+    /// that yielded nothing but errors is read again next time.
+    pub(super) fn certs() -> Arc<Vec<CertificateDer<'static>>> {
+        let key = [
+            std::env::var_os("SSL_CERT_FILE"),
+            std::env::var_os("SSL_CERT_DIR"),
+        ];
+        let mut cache = CACHE.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, certs)) = cache.as_ref().filter(|(k, _)| *k == key) {
+            return certs.clone();
+        }
+        let found = rustls_native_certs::load_native_certs();
+        for e in &found.errors {
+            tracing::warn!(error = %e, "reading the platform's root certificates");
+        }
+        if found.certs.is_empty() {
+            tracing::warn!("the platform's certificate store holds no root certificate");
+        }
+        let certs = Arc::new(found.certs);
+        if !certs.is_empty() || found.errors.is_empty() {
+            *cache = Some((key, certs.clone()));
+        }
+        certs
+    }
 }
 
 /// Builds the rustls client configuration for `opts`.
