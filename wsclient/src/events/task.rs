@@ -58,6 +58,7 @@ impl End {
 /// `async move` block rather than an `async fn`: an `async fn` moves its
 /// parameters into locals of its state machine, which then holds them twice
 /// (~850 bytes more per connection, for the connection's whole life).
+#[allow(clippy::manual_async_fn)] // on purpose, see above
 pub(crate) fn run(
     mut options: ConnectOptions,
     settings: Settings,
