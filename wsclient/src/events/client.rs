@@ -1,15 +1,15 @@
 //! [`Client`]: the seed's `AsyncTcpConnection` — settings and callbacks,
 //! set before [`Client::connect`].
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::{Notify, mpsc};
 
 use super::conn::{Conn, SendType, Shared};
 use super::handler::{Callbacks, Handler};
+use super::inbox::Receiver;
 use super::reconnect::ReconnectPolicy;
 use super::{host, task};
 use crate::connect::ConnectOptions;
@@ -251,34 +251,13 @@ impl Client {
     /// Inside a tokio runtime the connection runs on it; elsewhere it runs
     /// on the process's host runtime, which [`crate::run_all`] waits on.
     pub fn connect(self) -> Conn {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let shared = Arc::new(Shared {
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-            url: Mutex::new(self.options.url().to_owned()),
-            tx,
-            send_type: self.settings.send_type,
-            max_send_buffer: self.settings.max_send_buffer,
-            state: Default::default(),
-            queue_len: Default::default(),
-            queue_bytes: Default::default(),
-            buffer_full: Default::default(),
-            recv_paused: Default::default(),
-            started: Instant::now(),
-            last_frame_ms: Default::default(),
-            rtt_us: Default::default(),
-            reconnects: Default::default(),
-            messages_in: Default::default(),
-            messages_out: Default::default(),
-            bytes_in: Default::default(),
-            bytes_out: Default::default(),
-            addrs: Mutex::new((None, None)),
-            close_frame: Mutex::new(None),
-            close_code: Mutex::new(None),
-            stop_reason: Mutex::new(None),
-            reconnect_request: Mutex::new(None),
-            finished: Default::default(),
-            finished_notify: Notify::new(),
-        });
+        let shared = Arc::new(Shared::new(
+            NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            self.options.url().to_owned(),
+            self.settings.send_type,
+            self.settings.max_send_buffer,
+        ));
+        let rx = Receiver::new(shared.clone());
         let conn = Conn { shared };
         let fut = task::run(
             self.options,

@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
+
+use super::inbox::Inbox;
 
 use crate::message::{Message, Utf8Bytes};
 use crate::proto::{CloseCode, CloseFrame};
@@ -118,7 +120,7 @@ pub(crate) enum Command {
 pub(crate) struct Shared {
     pub id: u64,
     pub url: Mutex<String>,
-    pub tx: mpsc::UnboundedSender<Command>,
+    pub inbox: Inbox,
     pub send_type: SendType,
     pub max_send_buffer: usize,
     pub state: AtomicU8,
@@ -143,6 +145,39 @@ pub(crate) struct Shared {
     pub reconnect_request: Mutex<Option<Duration>>,
     pub finished: AtomicBool,
     pub finished_notify: Notify,
+}
+
+impl Shared {
+    /// The state of a new connection to `url`.
+    pub(crate) fn new(id: u64, url: String, send_type: SendType, max_send_buffer: usize) -> Self {
+        Shared {
+            id,
+            url: Mutex::new(url),
+            inbox: Inbox::default(),
+            send_type,
+            max_send_buffer,
+            state: AtomicU8::default(),
+            queue_len: AtomicUsize::default(),
+            queue_bytes: AtomicUsize::default(),
+            buffer_full: AtomicBool::default(),
+            recv_paused: AtomicBool::default(),
+            started: Instant::now(),
+            last_frame_ms: AtomicU64::default(),
+            rtt_us: AtomicU64::default(),
+            reconnects: AtomicU32::default(),
+            messages_in: AtomicU64::default(),
+            messages_out: AtomicU64::default(),
+            bytes_in: AtomicU64::default(),
+            bytes_out: AtomicU64::default(),
+            addrs: Mutex::new((None, None)),
+            close_frame: Mutex::new(None),
+            close_code: Mutex::new(None),
+            stop_reason: Mutex::new(None),
+            reconnect_request: Mutex::new(None),
+            finished: AtomicBool::default(),
+            finished_notify: Notify::new(),
+        }
+    }
 }
 
 /// A handle to one event-driven connection: cheap to clone, `Send + Sync`,
@@ -233,7 +268,7 @@ impl Conn {
         let queued = s.queue_bytes.load(Ordering::Acquire);
         if queued > 0 && queued + len > s.max_send_buffer {
             if !s.buffer_full.swap(true, Ordering::AcqRel) {
-                let _ = s.tx.send(Command::Wake);
+                let _ = s.inbox.push(Command::Wake);
             }
             return Err(SendError {
                 message,
@@ -242,9 +277,7 @@ impl Conn {
         }
         s.queue_bytes.fetch_add(len, Ordering::AcqRel);
         s.queue_len.fetch_add(1, Ordering::AcqRel);
-        if let Err(mpsc::error::SendError(Command::Send(message))) =
-            s.tx.send(Command::Send(message))
-        {
+        if let Err(Command::Send(message)) = s.inbox.push(Command::Send(message)) {
             s.queue_bytes.fetch_sub(len, Ordering::AcqRel);
             s.queue_len.fetch_sub(1, Ordering::AcqRel);
             return Err(SendError {
@@ -260,16 +293,16 @@ impl Conn {
     pub fn close(&self) {
         let _ = self
             .shared
-            .tx
-            .send(Command::Close(Some(CloseFrame::new(CloseCode::NORMAL, ""))));
+            .inbox
+            .push(Command::Close(Some(CloseFrame::new(CloseCode::NORMAL, ""))));
     }
 
     /// Closes the connection with `code` and `reason`.
     pub fn close_with(&self, code: impl Into<CloseCode>, reason: &str) {
         let _ = self
             .shared
-            .tx
-            .send(Command::Close(Some(CloseFrame::new(code.into(), reason))));
+            .inbox
+            .push(Command::Close(Some(CloseFrame::new(code.into(), reason))));
     }
 
     /// Connects again after `delay` (the seed's `reConnect`): from
@@ -277,20 +310,20 @@ impl Conn {
     /// closes it first.
     pub fn reconnect(&self, delay: Duration) {
         *lock(&self.shared.reconnect_request) = Some(delay);
-        let _ = self.shared.tx.send(Command::Reconnect);
+        let _ = self.shared.inbox.push(Command::Reconnect);
     }
 
     /// Stops reading from the server (TCP backpressure builds up on the
     /// server's side) until [`Conn::resume_recv`].
     pub fn pause_recv(&self) {
         self.shared.recv_paused.store(true, Ordering::Release);
-        let _ = self.shared.tx.send(Command::PauseRecv);
+        let _ = self.shared.inbox.push(Command::PauseRecv);
     }
 
     /// Resumes reading after [`Conn::pause_recv`].
     pub fn resume_recv(&self) {
         self.shared.recv_paused.store(false, Ordering::Release);
-        let _ = self.shared.tx.send(Command::ResumeRecv);
+        let _ = self.shared.inbox.push(Command::ResumeRecv);
     }
 
     /// The connection's state.

@@ -13,6 +13,7 @@ mod client;
 mod conn;
 mod handler;
 mod host;
+mod inbox;
 pub mod reconnect;
 mod task;
 

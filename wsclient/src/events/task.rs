@@ -14,13 +14,13 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::StreamExt as _;
-use tokio::sync::mpsc;
 use tokio::time::{Interval, MissedTickBehavior, Sleep};
 
 use super::client::Settings;
 use super::conn::{Command, Conn, ConnState};
 use super::handler::{Callbacks, Handler};
 use super::host;
+use super::inbox::Receiver;
 use super::reconnect::Outcome;
 use crate::connect::ConnectOptions;
 use crate::error::Error;
@@ -64,7 +64,7 @@ pub(crate) fn run(
     settings: Settings,
     mut cb: Callbacks,
     conn: Conn,
-    mut rx: mpsc::UnboundedReceiver<Command>,
+    mut rx: Receiver,
 ) -> impl Future<Output = ()> + Send {
     async move {
         let shared = conn.shared();
@@ -116,7 +116,7 @@ pub(crate) fn run(
             let Some(delay) = delay else { break };
             if !settings.keep_queue_while_disconnected {
                 let mut lost: Vec<Message> = pending.drain(..).collect();
-                while let Ok(cmd) = rx.try_recv() {
+                while let Some(cmd) = rx.try_recv() {
                     if let Command::Send(m) = cmd {
                         lost.push(m);
                     }
@@ -132,9 +132,8 @@ pub(crate) fn run(
         shared.finished.store(true, Ordering::Release);
         conn.set_state(ConnState::Closed);
         // Whatever is still queued can no longer be sent: hand it back.
-        rx.close();
         let mut lost: Vec<Message> = pending.drain(..).collect();
-        while let Ok(cmd) = rx.try_recv() {
+        for cmd in rx.close() {
             if let Command::Send(m) = cmd {
                 lost.push(m);
             }
@@ -157,20 +156,16 @@ fn give_back(cb: &mut Callbacks, conn: &Conn, lost: Vec<Message>) {
 
 /// Sleeps before a reconnect while keeping queued messages; false when a
 /// close was asked for meanwhile.
-async fn wait_delay(
-    delay: Duration,
-    rx: &mut mpsc::UnboundedReceiver<Command>,
-    pending: &mut VecDeque<Message>,
-) -> bool {
+async fn wait_delay(delay: Duration, rx: &mut Receiver, pending: &mut VecDeque<Message>) -> bool {
     let sleep = tokio::time::sleep(delay);
     tokio::pin!(sleep);
     loop {
         tokio::select! {
             () = &mut sleep => return true,
             cmd = rx.recv() => match cmd {
-                Some(Command::Send(m)) => pending.push_back(m),
-                Some(Command::Close(_)) | None => return false,
-                Some(_) => {}
+                Command::Send(m) => pending.push_back(m),
+                Command::Close(_) => return false,
+                _ => {}
             },
         }
     }
@@ -181,7 +176,7 @@ async fn run_attempt(
     settings: &Settings,
     cb: &mut Callbacks,
     conn: &Conn,
-    rx: &mut mpsc::UnboundedReceiver<Command>,
+    rx: &mut Receiver,
     pending: &mut VecDeque<Message>,
 ) -> End {
     // Transport, then upgrade (following redirects when enabled);
@@ -265,7 +260,7 @@ impl Session<'_> {
     async fn run(
         &mut self,
         cb: &mut Callbacks,
-        rx: &mut mpsc::UnboundedReceiver<Command>,
+        rx: &mut Receiver,
         pending: &mut VecDeque<Message>,
     ) -> End {
         // A full queue found while disconnected is announced now.
@@ -304,7 +299,7 @@ impl Session<'_> {
                         return Poll::Ready(Event::Progress);
                     }
                 }
-                if let Poll::Ready(Some(cmd)) = rx.poll_recv(cx) {
+                if let Poll::Ready(cmd) = rx.poll_recv(cx) {
                     return Poll::Ready(Event::Command(cmd));
                 }
                 if let Some(p) = ping.as_mut() {
@@ -367,8 +362,8 @@ impl Session<'_> {
                     // Take a batch of sends at once: one write for many.
                     while self.ws.output_len() < WRITE_HIGH && self.backlog.is_empty() {
                         match rx.try_recv() {
-                            Ok(cmd) => self.command(cmd, cb),
-                            Err(_) => break,
+                            Some(cmd) => self.command(cmd, cb),
+                            None => break,
                         }
                     }
                 }

@@ -1,0 +1,212 @@
+//! The command queue from [`Conn`](super::Conn) handles to their
+//! connection's task.
+//!
+//! Owns the hand-over of sends, closes and the other commands: a deque
+//! behind a mutex plus one waker. A handle pushes under the lock and wakes
+//! the task only if no wake-up is already on its way; the task takes the
+//! whole deque at once (swapping buffers, so a steady stream allocates
+//! nothing), so a burst of sends costs it one lock, not one channel
+//! message each. An idle connection's inbox holds no allocation (a
+//! channel's first block of slots would be ~1.5 KiB per connection).
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+
+use futures_util::task::AtomicWaker;
+
+use super::conn::Command;
+
+/// The handles' side: shared, in the connection's state.
+#[derive(Debug, Default)]
+pub(crate) struct Inbox {
+    queue: Mutex<Queue>,
+    waker: AtomicWaker,
+    /// A wake-up is on its way (the task has not yet looked at the queue
+    /// since): further pushes need not wake it again.
+    notified: AtomicBool,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    commands: VecDeque<Command>,
+    /// The task is gone: nothing more is accepted.
+    closed: bool,
+}
+
+impl Inbox {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+        // A panic while holding this lock cannot leave the deque
+        // inconsistent (push_back and swap are the only operations).
+        self.queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Queues a command for the task; hands it back when the task has
+    /// finished.
+    pub(crate) fn push(&self, command: Command) -> Result<(), Command> {
+        {
+            let mut q = self.lock();
+            if q.closed {
+                return Err(command);
+            }
+            q.commands.push_back(command);
+        }
+        if !self.notified.swap(true, Ordering::AcqRel) {
+            self.waker.wake();
+        }
+        Ok(())
+    }
+
+    /// Moves every queued command to the back of `into`; false when there
+    /// were none.
+    fn take(&self, into: &mut VecDeque<Command>) -> bool {
+        let mut q = self.lock();
+        if q.commands.is_empty() {
+            return false;
+        }
+        if into.is_empty() {
+            std::mem::swap(&mut q.commands, into);
+        } else {
+            into.append(&mut q.commands);
+        }
+        true
+    }
+
+    /// Refuses further commands and returns those still queued.
+    fn close(&self) -> VecDeque<Command> {
+        let mut q = self.lock();
+        q.closed = true;
+        std::mem::take(&mut q.commands)
+    }
+}
+
+/// The task's side: commands taken from the [`Inbox`], a batch at a time.
+#[derive(Debug)]
+pub(crate) struct Receiver {
+    shared: std::sync::Arc<super::conn::Shared>,
+    taken: VecDeque<Command>,
+}
+
+impl Receiver {
+    /// The receiver for the inbox in `shared`.
+    pub(crate) fn new(shared: std::sync::Arc<super::conn::Shared>) -> Self {
+        Receiver {
+            shared,
+            taken: VecDeque::new(),
+        }
+    }
+
+    fn inbox(&self) -> &Inbox {
+        &self.shared.inbox
+    }
+
+    /// The next command, if one is queued.
+    pub(crate) fn try_recv(&mut self) -> Option<Command> {
+        if self.taken.is_empty() {
+            let Receiver { shared, taken } = self;
+            shared.inbox.take(taken);
+        }
+        self.taken.pop_front()
+    }
+
+    /// The next command; `Pending` (with the waker registered) while there
+    /// is none.
+    pub(crate) fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Command> {
+        if let Some(c) = self.taken.pop_front() {
+            return Poll::Ready(c);
+        }
+        // Register before looking, and say "no wake-up on its way" before
+        // looking too: a push after the look then sees `notified` false and
+        // wakes us; a push before it is found by the look.
+        self.inbox().waker.register(cx.waker());
+        self.inbox().notified.store(false, Ordering::SeqCst);
+        let Receiver { shared, taken } = self;
+        shared.inbox.take(taken);
+        match self.taken.pop_front() {
+            Some(c) => Poll::Ready(c),
+            None => Poll::Pending,
+        }
+    }
+
+    /// Waits for the next command.
+    pub(crate) async fn recv(&mut self) -> Command {
+        std::future::poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// Closes the inbox (handles' commands are refused from now on) and
+    /// returns every command not yet handled, in order.
+    pub(crate) fn close(&mut self) -> VecDeque<Command> {
+        let mut rest = std::mem::take(&mut self.taken);
+        let mut queued = self.inbox().close();
+        rest.append(&mut queued);
+        rest
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::events::conn::{SendType, Shared};
+    use crate::message::Message;
+
+    fn shared() -> Arc<Shared> {
+        Arc::new(Shared::new(1, "ws://x/".into(), SendType::Text, 1 << 20))
+    }
+
+    fn seq(c: &Command) -> (u8, u32) {
+        match c {
+            Command::Send(Message::Binary(b)) => {
+                (b[0], u32::from_be_bytes([b[1], b[2], b[3], b[4]]))
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_command_arrives_once_in_order_per_sender() {
+        const SENDERS: u8 = 4;
+        const EACH: u32 = 20_000;
+        let shared = shared();
+        let mut rx = Receiver::new(shared.clone());
+        let threads: Vec<_> = (0..SENDERS)
+            .map(|t| {
+                let s = shared.clone();
+                std::thread::spawn(move || {
+                    for i in 0..EACH {
+                        let mut b = vec![t];
+                        b.extend_from_slice(&i.to_be_bytes());
+                        assert!(s.inbox.push(Command::Send(Message::binary(b))).is_ok());
+                    }
+                })
+            })
+            .collect();
+        let mut next = [0u32; SENDERS as usize];
+        let total = u32::from(SENDERS) * EACH;
+        for _ in 0..total {
+            // A lost wake-up would hang here: bounded.
+            let c = tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
+                .await
+                .expect("a command was pushed but the receiver was not woken");
+            let (t, i) = seq(&c);
+            assert_eq!(i, next[usize::from(t)], "sender {t} out of order");
+            next[usize::from(t)] += 1;
+        }
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert!(rx.try_recv().is_none());
+        // After close: what was queued comes back, new commands are refused.
+        assert!(shared.inbox.push(Command::Wake).is_ok());
+        let rest = rx.close();
+        assert_eq!(rest.len(), 1);
+        assert!(matches!(
+            shared.inbox.push(Command::Reconnect),
+            Err(Command::Reconnect)
+        ));
+    }
+}
