@@ -9,9 +9,9 @@
 //!   64 KiB messages, binary and text, and its send path (frame + mask).
 //!
 //! Run with `cargo bench -p wsclient --bench core` (add `-- mask` etc. to
-//! filter). permessage-deflate benchmarks belong here too: whoever owns
-//! `proto::deflate` adds a `deflate` group (compress/decompress of 16 B,
-//! 1 KiB and 64 KiB text, context takeover on and off).
+//! filter).
+//! - permessage-deflate: compressing and inflating 16 B, 1 KiB and 64 KiB
+//!   of JSON-like text, with context takeover on and off (zlib-rs).
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -22,7 +22,7 @@ use wsclient::Message;
 use wsclient::proto::frame::{FrameHeader, MAX_HEADER_LEN, OpCode};
 use wsclient::proto::mask::{apply_mask, apply_mask_naive, extend_masked};
 use wsclient::proto::utf8::Utf8Validator;
-use wsclient::proto::{Config, Engine, Role};
+use wsclient::proto::{Config, DeflateConfig, DeflateParams, Engine, PerMessageDeflate, Role};
 
 const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 
@@ -224,11 +224,80 @@ fn engine_send(c: &mut Criterion) {
     g.finish();
 }
 
+/// JSON-like text of about `size` bytes (market-data style records).
+fn json_text(size: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(size + 64);
+    let mut i = 0u64;
+    while out.len() < size {
+        out.extend_from_slice(
+            format!(
+                "{{\"e\":\"trade\",\"s\":\"BTCUSDT\",\"t\":{},\"p\":\"{}.{:02}\",\"q\":\"0.{:03}\"}}",
+                1_000_000 + i,
+                60_000 + (i * 7919) % 500,
+                i % 100,
+                (i * 31) % 1000
+            )
+            .as_bytes(),
+        );
+        i += 1;
+    }
+    out.truncate(size);
+    out
+}
+
+fn deflate(c: &mut Criterion) {
+    let mut g = c.benchmark_group("deflate");
+    for takeover in [true, false] {
+        let params = DeflateParams {
+            client_no_context_takeover: !takeover,
+            server_no_context_takeover: !takeover,
+            ..DeflateParams::default()
+        };
+        let ctx = if takeover { "takeover" } else { "no_takeover" };
+        for size in [16usize, 1 << 10, 64 << 10] {
+            let text = json_text(size);
+            g.throughput(Throughput::Bytes(size as u64));
+            let mut client =
+                PerMessageDeflate::new(Role::Client, params, &DeflateConfig::default());
+            let mut out = Vec::new();
+            g.bench_function(
+                BenchmarkId::new(format!("compress_{ctx}"), size_name(size)),
+                |b| {
+                    b.iter(|| {
+                        out.clear();
+                        client.compress(black_box(&text), true, &mut out);
+                    });
+                },
+            );
+            // A message as the server sent it, inflated again and again.
+            let mut server =
+                PerMessageDeflate::new(Role::Server, params, &DeflateConfig::default());
+            let mut wire = Vec::new();
+            server.compress(&text, true, &mut wire);
+            let mut reader =
+                PerMessageDeflate::new(Role::Client, params, &DeflateConfig::default());
+            let mut inflated = BytesMut::new();
+            g.bench_function(
+                BenchmarkId::new(format!("inflate_{ctx}"), size_name(size)),
+                |b| {
+                    b.iter(|| {
+                        inflated.clear();
+                        reader
+                            .decompress(black_box(&wire), true, &mut inflated, 64 << 20)
+                            .unwrap();
+                    });
+                },
+            );
+        }
+    }
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
-    targets = masking, header_decode, utf8, engine_receive, engine_send
+    targets = masking, header_decode, utf8, engine_receive, engine_send, deflate
 }
 criterion_main!(benches);
