@@ -6,7 +6,7 @@
 #
 #   scripts/soak.sh [--conns N] [--seconds S] [other soak options]
 #
-# Default: 10,000 connections for 600 s (after a 30 s warm-up), one 32-byte
+# Default: 10,000 connections for 600 s (after a 60 s warm-up), one 32-byte
 # message per connection per second, ping interval 5 s. Other options go to
 # the soak program unchanged (--warmup, --interval, --ping-interval, --size,
 # --batch, --sample-every, --drain-timeout, --rss-growth-pct,

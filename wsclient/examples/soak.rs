@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! soak [--url ws://127.0.0.1:9002/] [--conns 10000] [--seconds 600]
-//!      [--warmup 30] [--interval 1] [--ping-interval 5] [--size 32]
+//!      [--warmup 60] [--interval 1] [--ping-interval 5] [--size 32]
 //!      [--batch 500] [--sample-every 60] [--drain-timeout 30]
 //!      [--rss-growth-pct 10] [--rss-slack-mib 8]
 //! ```
@@ -16,6 +16,10 @@
 //! order, exactly once. Connections are opened `--batch` at a time (each
 //! batch waits for the previous one), then traffic runs for `--warmup`
 //! seconds before the first sample (RSS, open fds), then for `--seconds`.
+//! The warm-up covers the first allocations that steady traffic causes
+//! (each connection's command channel takes a second 32-slot block after
+//! 32 sends), so the first sample is the steady state: keep it above
+//! 32 intervals.
 //! At the end sending stops, every echo is awaited, the last sample is
 //! taken, every connection is closed (1000) and the fd count must be back at
 //! its value before the first connect.
@@ -61,7 +65,7 @@ impl Default for Opts {
             url: "ws://127.0.0.1:9002/".into(),
             conns: 10_000,
             seconds: 600.0,
-            warmup: 30.0,
+            warmup: 60.0,
             interval: 1.0,
             ping_interval: 5.0,
             size: 32,
