@@ -7,10 +7,13 @@
 //!   (Python `websockets` / Node `ws` with a run-time certificate) and, on
 //!   command, flips a byte in the next server→client application-data
 //!   record, so rustls fails to decrypt it (`bad_record_mac`);
+//! * a REAL fatal alert from the server: the relay corrupts a
+//!   client→server record instead, the server fails to decrypt it and
+//!   answers `bad_record_mac` (Node and an in-test rustls server send the
+//!   alert; Python's asyncio drops the connection without one);
 //! * a forged plaintext fatal alert injected by the relay into the
-//!   encrypted stream (neither peer can be made to send a real alert in the
-//!   middle of a connection: Python's `ssl`, Node and rustls servers have no
-//!   API for it);
+//!   encrypted stream (no server has an API to send an alert at will on an
+//!   established connection, and under TLS 1.3 alerts are encrypted);
 //! * truncation: the server's `close_notify` (TLS shutdown) with no
 //!   WebSocket close frame (an in-test rustls server), and a TCP FIN with
 //!   neither (`close_notify` missing, the relay ends the stream).
@@ -48,12 +51,15 @@ const STEP: Duration = Duration::from_secs(5);
 // The relay
 // ---------------------------------------------------------------------------
 
-/// What the relay does to the server→client direction of its newest
-/// connection.
+/// What the relay does to its newest connection (the server→client
+/// direction unless said otherwise).
 #[derive(Debug, Clone, Copy)]
 enum Cmd {
     /// Flip a byte in the middle of the next application-data record.
     CorruptNext,
+    /// The same in the client→server direction: the SERVER then fails to
+    /// decrypt, and answers with a real (encrypted) fatal alert.
+    CorruptNextUp,
     /// Write a plaintext fatal `bad_record_mac` alert record to the client.
     InjectAlert,
     /// End the stream to the client with a TCP FIN (no `close_notify`).
@@ -63,11 +69,15 @@ enum Cmd {
 /// A plaintext TLS alert record: level fatal (2), `bad_record_mac` (20).
 const PLAINTEXT_FATAL_ALERT: [u8; 7] = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x14];
 
+/// Command senders of one relayed connection: (server→client,
+/// client→server).
+type Senders = (mpsc::UnboundedSender<Cmd>, mpsc::UnboundedSender<Cmd>);
+
 /// A TCP relay on 127.0.0.1 to `upstream` that forwards TLS records one by
-/// one and can tamper with the server→client direction.
+/// one and can tamper with them.
 struct Relay {
     addr: SocketAddr,
-    senders: Arc<Mutex<Vec<mpsc::UnboundedSender<Cmd>>>>,
+    senders: Arc<Mutex<Vec<Senders>>>,
     /// Records corrupted so far.
     corrupted: Arc<AtomicUsize>,
     task: JoinHandle<()>,
@@ -77,7 +87,7 @@ impl Relay {
     async fn start(upstream: SocketAddr) -> Relay {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let senders: Arc<Mutex<Vec<mpsc::UnboundedSender<Cmd>>>> = Arc::default();
+        let senders: Arc<Mutex<Vec<Senders>>> = Arc::default();
         let corrupted = Arc::new(AtomicUsize::new(0));
         let (s, c) = (senders.clone(), corrupted.clone());
         let task = tokio::spawn(async move {
@@ -90,12 +100,13 @@ impl Relay {
                 };
                 let _ = client.set_nodelay(true);
                 let _ = server.set_nodelay(true);
-                let (tx, rx) = mpsc::unbounded_channel();
-                s.lock().unwrap().push(tx);
+                let (down_tx, down_rx) = mpsc::unbounded_channel();
+                let (up_tx, up_rx) = mpsc::unbounded_channel();
+                s.lock().unwrap().push((down_tx, up_tx));
                 let (client_r, client_w) = client.into_split();
                 let (server_r, server_w) = server.into_split();
-                tokio::spawn(pump_up(client_r, server_w));
-                tokio::spawn(pump_down(server_r, client_w, rx, c.clone()));
+                tokio::spawn(pump(client_r, server_w, up_rx, c.clone()));
+                tokio::spawn(pump(server_r, client_w, down_rx, c.clone()));
             }
         });
         Relay {
@@ -109,7 +120,12 @@ impl Relay {
     /// Sends `cmd` to the newest connection.
     fn command(&self, cmd: Cmd) {
         let senders = self.senders.lock().unwrap();
-        let tx = senders.last().expect("the relay has a connection");
+        let (down, up) = senders.last().expect("the relay has a connection");
+        let tx = if matches!(cmd, Cmd::CorruptNextUp) {
+            up
+        } else {
+            down
+        };
         tx.send(cmd).expect("the relay connection is alive");
     }
 
@@ -129,15 +145,9 @@ impl Drop for Relay {
     }
 }
 
-/// Client→server: copied as is.
-async fn pump_up(mut from: OwnedReadHalf, mut to: OwnedWriteHalf) {
-    let _ = tokio::io::copy(&mut from, &mut to).await;
-    let _ = to.shutdown().await;
-}
-
-/// Server→client: forwarded record by record (5-byte TLS record header),
+/// One direction, forwarded record by record (5-byte TLS record header),
 /// tampered with on command.
-async fn pump_down(
+async fn pump(
     mut from: OwnedReadHalf,
     mut to: OwnedWriteHalf,
     mut cmds: mpsc::UnboundedReceiver<Cmd>,
@@ -164,7 +174,7 @@ async fn pump_down(
         }
         tokio::select! {
             cmd = cmds.recv() => match cmd {
-                Some(Cmd::CorruptNext) => corrupt = true,
+                Some(Cmd::CorruptNext | Cmd::CorruptNextUp) => corrupt = true,
                 Some(Cmd::InjectAlert) => {
                     if to.write_all(&PLAINTEXT_FATAL_ALERT).await.is_err() {
                         return;
@@ -409,6 +419,76 @@ async fn close_notify_server(cert: &pki::Issued) -> (u16, JoinHandle<()>) {
         }
     });
     (port, task)
+}
+
+/// The server's side of a corrupted client record: a REAL fatal alert from
+/// the server on an open connection. Which server sends what is recorded
+/// in `expected`.
+async fn server_alert_case(url: String, ca: &std::path::Path, relay: &Relay, what: &str) -> Error {
+    let mut ws = connect(ConnectOptions::new(url).ca_file(ca)).await;
+    echo(&mut ws, "before").await;
+    relay.command(Cmd::CorruptNextUp);
+    ws.send(Message::text("this message gets corrupted on its way"))
+        .await
+        .unwrap();
+    let err = next_error(&mut ws, what).await;
+    eprintln!("{what}: {err:?}");
+    assert!(relay.corrupted.load(Ordering::SeqCst) >= 1, "{what}");
+    assert_finished(&mut ws, what).await;
+    err
+}
+
+#[tokio::test]
+async fn server_alert_after_a_corrupted_client_record() {
+    // The in-test rustls server (tokio-rustls flushes the alert before it
+    // reports the error).
+    let pki = pki::Pki::new("server-alert");
+    let cert = pki.server("server", &["localhost", "127.0.0.1"]);
+    let (port, server) = close_notify_server(&cert).await;
+    let relay = Relay::start(SocketAddr::from(([127, 0, 0, 1], port))).await;
+    let what = "rustls server alert";
+    let err = server_alert_case(relay.url("/"), &pki.ca, &relay, what).await;
+    assert_eq!(
+        rustls_error(&err, what),
+        rustls::Error::AlertReceived(rustls::AlertDescription::BadRecordMac),
+        "{what}"
+    );
+    assert_lost_mid_stream(&err, 11, what);
+    server.abort();
+
+    for kind in PeerKind::ALL {
+        let what = format!("{kind}: server alert");
+        let s = setup(kind).await;
+        let err = server_alert_case(s.relay.url("/echo"), &s.pki.ca, &s.relay, &what).await;
+        let Error::Io(io) = &err else {
+            panic!("{what}: expected Error::Io, got {err:?}");
+        };
+        let alert = io
+            .get_ref()
+            .and_then(|e| e.downcast_ref::<rustls::Error>())
+            .cloned();
+        match kind {
+            // Node (OpenSSL) sends the alert before closing.
+            PeerKind::Node => assert_eq!(
+                alert,
+                Some(rustls::Error::AlertReceived(
+                    rustls::AlertDescription::BadRecordMac
+                )),
+                "{what}"
+            ),
+            // Python's asyncio drops the connection without flushing an
+            // alert (as it does for a refused client certificate, see
+            // tests/tls.rs `mutual_tls`): TCP ends without close_notify.
+            PeerKind::Python => {
+                assert_eq!(
+                    io.kind(),
+                    std::io::ErrorKind::UnexpectedEof,
+                    "{what}: {io:?}"
+                );
+            }
+        }
+        assert_lost_mid_stream(&err, 11, &what);
+    }
 }
 
 #[tokio::test]
