@@ -95,6 +95,27 @@ pub fn has_nft() -> bool {
     run("nft", &["--version"]).is_ok()
 }
 
+/// A /30 in the benchmarking range 198.18.0.0/15 (32,768 of them) that no
+/// interface of this namespace uses yet, starting from a slot derived from
+/// the pid and the call number (so that concurrent test processes, in other
+/// checkouts too, pick different ones).
+fn free_subnet(pid: u32, n: u32) -> Result<Ipv4Addr, String> {
+    let base = u32::from(Ipv4Addr::new(198, 18, 0, 0));
+    let start = pid.wrapping_mul(64).wrapping_add(n);
+    for attempt in 0..64u32 {
+        let slot = start.wrapping_add(attempt.wrapping_mul(7919)) % 32_768;
+        let net = Ipv4Addr::from(base + slot * 4);
+        let used = run(
+            "ip",
+            &["-o", "-4", "addr", "show", "to", &format!("{net}/30")],
+        )?;
+        if used.trim().is_empty() {
+            return Ok(net);
+        }
+    }
+    Err("no free /30 in 198.18.0.0/15".into())
+}
+
 /// A namespace `name` holding `ns_if` (`ns_ip`), joined to `host_if`
 /// (`host_ip`) in the test's namespace.
 pub struct NetNs {
@@ -117,17 +138,13 @@ impl NetNs {
         run("ip", &["-V"]).map_err(|e| format!("no usable `ip` (iproute2): {e}"))?;
         let pid = std::process::id();
         let n = N.fetch_add(1, Ordering::Relaxed);
-        // A /30 in the benchmarking range 198.18.0.0/15, unique per pid and
-        // call (`n` < 64 per process).
-        let third = (pid % 256) as u8;
-        let base = ((n % 64) * 4) as u8;
-        let prefix = if (pid / 256) % 2 == 0 { 18 } else { 19 };
+        let net = free_subnet(pid, n)?;
         let ns = NetNs {
             name: format!("wsclient-{pid}-{n}"),
             host_if: format!("wsc{pid}x{n}h"),
             ns_if: format!("wsc{pid}x{n}n"),
-            host_ip: Ipv4Addr::new(198, prefix, third, base + 1),
-            ns_ip: Ipv4Addr::new(198, prefix, third, base + 2),
+            host_ip: Ipv4Addr::from(u32::from(net) + 1),
+            ns_ip: Ipv4Addr::from(u32::from(net) + 2),
             peer: None,
         };
         if ns.host_if.len() > 15 {
