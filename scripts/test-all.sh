@@ -36,6 +36,9 @@ PY
 )"
 fi
 
+# Soak, shortened (the full run is scripts/soak.sh: 10,000 connections, 10 min).
+scripts/soak.sh --conns 2000 --seconds 45 --warmup 20 --interval 0.5 --sample-every 15
+
 # Fuzzing smoke: every target for a short while.
 if [ -x scripts/fuzz.sh ]; then
     # Without ASan by default to keep CI short (the library has one unsafe
