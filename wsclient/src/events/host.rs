@@ -2,6 +2,7 @@
 //! tokio runtime for clients connected outside any runtime, a count of live
 //! connections, and graceful shutdown.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -17,7 +18,9 @@ struct Host {
     runtime: OnceLock<Runtime>,
     live: AtomicUsize,
     changed: Notify,
-    conns: Mutex<Vec<Conn>>,
+    /// Running connections by id (for `shutdown`); each removes itself
+    /// when its task ends, so finished connections hold no memory here.
+    conns: Mutex<BTreeMap<u64, Conn>>,
     shutting_down: AtomicBool,
 }
 
@@ -25,7 +28,7 @@ static HOST: Host = Host {
     runtime: OnceLock::new(),
     live: AtomicUsize::new(0),
     changed: Notify::const_new(),
-    conns: Mutex::new(Vec::new()),
+    conns: Mutex::new(BTreeMap::new()),
     shutting_down: AtomicBool::new(false),
 };
 
@@ -42,7 +45,7 @@ fn runtime() -> &'static Runtime {
     })
 }
 
-fn conns() -> std::sync::MutexGuard<'static, Vec<Conn>> {
+fn conns() -> std::sync::MutexGuard<'static, BTreeMap<u64, Conn>> {
     HOST.conns
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -52,13 +55,11 @@ fn conns() -> std::sync::MutexGuard<'static, Vec<Conn>> {
 /// else on the host runtime.
 pub(crate) fn spawn(conn: Conn, fut: impl Future<Output = ()> + Send + 'static) {
     HOST.live.fetch_add(1, Ordering::AcqRel);
-    {
-        let mut list = conns();
-        list.retain(|c| !c.is_finished());
-        list.push(conn);
-    }
+    let id = conn.id();
+    conns().insert(id, conn);
     let wrapped = async move {
         fut.await;
+        conns().remove(&id);
         HOST.live.fetch_sub(1, Ordering::AcqRel);
         HOST.changed.notify_waiters();
     };
@@ -88,7 +89,7 @@ pub fn live_connections() -> usize {
 /// `run_all` returns once they have closed.
 pub fn shutdown() {
     HOST.shutting_down.store(true, Ordering::Release);
-    for c in conns().iter() {
+    for c in conns().values() {
         c.close_with(CloseCode::GOING_AWAY, "shutting down");
     }
 }
@@ -120,4 +121,45 @@ pub fn run_all() {
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::events::Client;
+
+    #[tokio::test]
+    async fn finished_connections_leave_the_host_list() {
+        // A port with nothing listening: each connection fails once and
+        // finishes (no reconnect policy).
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let url = format!("ws://127.0.0.1:{port}/");
+        let conns: Vec<Conn> = (0..50)
+            .map(|_| Client::new(&url).unwrap().connect())
+            .collect();
+        for c in &conns {
+            tokio::time::timeout(Duration::from_secs(10), c.finished())
+                .await
+                .unwrap();
+        }
+        // The task removes its entry right after `finished` fires.
+        let ids: Vec<u64> = conns.iter().map(Conn::id).collect();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while ids.iter().any(|id| conns_contains(*id)) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "finished connections still held by the host"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    fn conns_contains(id: u64) -> bool {
+        super::conns().contains_key(&id)
+    }
 }
