@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
@@ -141,6 +141,16 @@ pub(crate) fn run(
         give_back(&mut cb, &conn, lost);
         shared.finished_notify.notify_waiters();
     }
+}
+
+/// Adds to a counter that only this task writes (the message and byte
+/// counts): a load and a store, not a locked read-modify-write, since no
+/// other thread can race the update (handles only read them).
+fn add(counter: &AtomicU64, n: u64) {
+    counter.store(
+        counter.load(Ordering::Relaxed).wrapping_add(n),
+        Ordering::Relaxed,
+    );
 }
 
 fn give_back(cb: &mut Callbacks, conn: &Conn, lost: Vec<Message>) {
@@ -498,8 +508,8 @@ impl Session<'_> {
         let s = self.conn.shared();
         match msg {
             Message::Text(_) | Message::Binary(_) => {
-                s.messages_in.fetch_add(1, Ordering::Relaxed);
-                s.bytes_in.fetch_add(msg.len() as u64, Ordering::Relaxed);
+                add(&s.messages_in, 1);
+                add(&s.bytes_in, msg.len() as u64);
                 cb.on_message(self.conn, msg);
             }
             Message::Ping(p) => cb.on_ping(self.conn, p),
@@ -540,8 +550,8 @@ impl Session<'_> {
             if let Some((m, _)) = self.inflight.pop_front() {
                 let len = m.len();
                 if !m.is_control() {
-                    s.messages_out.fetch_add(1, Ordering::Relaxed);
-                    s.bytes_out.fetch_add(len as u64, Ordering::Relaxed);
+                    add(&s.messages_out, 1);
+                    add(&s.bytes_out, len as u64);
                 }
                 s.queue_len.fetch_sub(1, Ordering::AcqRel);
                 let left = s.queue_bytes.fetch_sub(len, Ordering::AcqRel) - len;
