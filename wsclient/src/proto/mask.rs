@@ -106,15 +106,10 @@ mod avx2 {
 pub fn extend_masked(out: &mut BytesMut, src: &[u8], key: [u8; 4]) {
     out.reserve(src.len());
     let len = out.len();
-    let Some(spare) = out.spare_capacity_mut().get_mut(..src.len()) else {
-        // `reserve` guarantees the room; never reached.
-        out.extend_from_slice(src);
-        let end = out.len();
-        apply_mask(&mut out[len..end], key, 0);
-        return;
-    };
-    mask_into(spare, src, key);
-    // SAFETY: `mask_into` initialised `spare[..src.len()]` (it writes one
+    // `reserve` made room for `src.len()` more bytes, so the slice is in
+    // bounds.
+    mask_into(&mut out.spare_capacity_mut()[..src.len()], src, key);
+    // SAFETY: `mask_into` initialised those `src.len()` bytes (it writes one
     // byte for every byte of `src`, see below), which is exactly the
     // `src.len()` bytes after the current length that `reserve` made room
     // for.

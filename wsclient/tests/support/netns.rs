@@ -11,17 +11,11 @@
 //! also when the test panics. Only `std` is used.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::mpsc;
-use std::thread;
-use std::time::Duration;
-
-/// How long to wait for the peer to print `PORT <n>`.
-const START_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Runs a command, returning its stdout or a message with its stderr.
 pub fn run(program: &str, args: &[&str]) -> Result<String, String> {
@@ -287,34 +281,7 @@ impl NetNs {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| format!("cannot start the peer in the namespace: {e}"))?;
-        let stderr = child.stderr.take().expect("piped stderr");
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                eprintln!("[netns peer] {line}");
-            }
-        });
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = mpsc::channel::<Result<u16, String>>();
-        thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            let mut line = String::new();
-            let first = match reader.read_line(&mut line) {
-                Ok(0) => Err("peer closed stdout without printing `PORT <n>`".to_string()),
-                Ok(_) => line
-                    .trim()
-                    .strip_prefix("PORT ")
-                    .and_then(|p| p.trim().parse::<u16>().ok())
-                    .ok_or_else(|| format!("unexpected first stdout line {line:?}")),
-                Err(e) => Err(format!("reading peer stdout: {e}")),
-            };
-            let _ = tx.send(first);
-            let mut sink = [0u8; 1024];
-            while matches!(reader.read(&mut sink), Ok(n) if n > 0) {}
-        });
-        let result = match rx.recv_timeout(START_TIMEOUT) {
-            Ok(r) => r,
-            Err(_) => Err(format!("no `PORT <n>` within {START_TIMEOUT:?}")),
-        };
+        let result = crate::support::peers::wait_for_port(&mut child, "netns");
         self.peer = Some(child);
         result
     }

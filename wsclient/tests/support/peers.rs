@@ -177,52 +177,14 @@ impl Peer {
             )
         });
 
-        // Forward the child's stderr line by line through eprintln!, so the
-        // test harness captures it with the test's own output.
-        let stderr = child.stderr.take().expect("piped stderr");
-        let tag = kind.name();
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                match line {
-                    Ok(l) => eprintln!("[peer {tag}] {l}"),
-                    Err(_) => break,
-                }
-            }
-        });
-
-        // Read `PORT <n>` from stdout; keep draining afterwards.
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = mpsc::channel::<Result<u16, String>>();
-        thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            let mut line = String::new();
-            let first = match reader.read_line(&mut line) {
-                Ok(0) => Err("peer closed stdout without printing `PORT <n>`".to_string()),
-                Ok(_) => line
-                    .trim()
-                    .strip_prefix("PORT ")
-                    .and_then(|p| p.trim().parse::<u16>().ok())
-                    .ok_or_else(|| format!("unexpected first stdout line {line:?}")),
-                Err(e) => Err(format!("reading peer stdout: {e}")),
-            };
-            let _ = tx.send(first);
-            let mut sink = [0u8; 1024];
-            while matches!(reader.read(&mut sink), Ok(n) if n > 0) {}
-        });
-
-        let port = match rx.recv_timeout(START_TIMEOUT) {
-            Ok(Ok(port)) => port,
-            Ok(Err(msg)) => {
+        let port = match wait_for_port(&mut child, kind.name()) {
+            Ok(port) => port,
+            Err(msg) => {
                 let _ = child.kill();
                 let status = child.wait().ok();
-                panic!("{kind} test peer failed to start: {msg} (exit status: {status:?})");
-            }
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
                 panic!(
-                    "{kind} test peer did not print `PORT <n>` within {START_TIMEOUT:?} \
-                     (is `scripts/install-peers.sh` done?)"
+                    "{kind} test peer failed to start: {msg} (exit status: {status:?}; \
+                     is `scripts/install-peers.sh` done?)"
                 );
             }
         };
@@ -313,4 +275,41 @@ pub fn binary_payload(n: usize) -> Vec<u8> {
 pub fn fragment_sizes(n: usize, k: usize) -> Vec<usize> {
     let k = k.max(1);
     (0..k).map(|i| (i + 1) * n / k - i * n / k).collect()
+}
+
+/// Forwards a started peer's stderr to the test's output (prefixed with
+/// `tag`, so the harness captures it) and waits up to [`START_TIMEOUT`] for
+/// the `PORT <n>` line on its stdout, which is drained afterwards.
+pub fn wait_for_port(child: &mut Child, tag: &str) -> Result<u16, String> {
+    if let Some(stderr) = child.stderr.take() {
+        let tag = tag.to_owned();
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[peer {tag}] {line}");
+            }
+        });
+    }
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or("the peer's stdout is not piped")?;
+    let (tx, rx) = mpsc::channel::<Result<u16, String>>();
+    thread::spawn(move || {
+        let mut reader = BufReader::new(stdout);
+        let mut line = String::new();
+        let first = match reader.read_line(&mut line) {
+            Ok(0) => Err("peer closed stdout without printing `PORT <n>`".to_string()),
+            Ok(_) => line
+                .trim()
+                .strip_prefix("PORT ")
+                .and_then(|p| p.trim().parse::<u16>().ok())
+                .ok_or_else(|| format!("unexpected first stdout line {line:?}")),
+            Err(e) => Err(format!("reading peer stdout: {e}")),
+        };
+        let _ = tx.send(first);
+        let mut sink = [0u8; 1024];
+        while matches!(reader.read(&mut sink), Ok(n) if n > 0) {}
+    });
+    rx.recv_timeout(START_TIMEOUT)
+        .unwrap_or_else(|_| Err(format!("no `PORT <n>` within {START_TIMEOUT:?}")))
 }
