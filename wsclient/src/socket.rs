@@ -132,6 +132,20 @@ where
         self.engine.close_code()
     }
 
+    /// A complete short data message already in the read buffer, taken
+    /// without I/O and without the stream's `Poll<Option<Result<..>>>`
+    /// wrapping (the event client's receive loop; see
+    /// [`Engine::receive`]'s fast path). `None` when there is none or when
+    /// the next frame needs the general path: then poll the stream, which
+    /// applies every rule.
+    #[inline]
+    pub(crate) fn take_buffered(&mut self) -> Option<Message> {
+        if self.done {
+            return None;
+        }
+        self.engine.receive_short(&mut self.read_buf)
+    }
+
     /// Sends a message and flushes it.
     ///
     /// # Errors

@@ -328,6 +328,18 @@ impl Session<'_> {
                     let mut got_frames = false;
                     let mut result = Poll::Pending;
                     for _ in 0..RECV_BATCH {
+                        // Short messages already read are taken directly
+                        // (no stream result to move around); everything
+                        // else goes through the stream.
+                        if let Some(msg) = self.ws.take_buffered() {
+                            got_frames = true;
+                            self.received(msg, cb);
+                            if self.conn.shared().recv_paused.load(Ordering::Acquire) {
+                                self.paused = true;
+                                break;
+                            }
+                            continue;
+                        }
                         match self.ws.poll_next_unpin(cx) {
                             Poll::Ready(Some(Ok(msg))) if !matches!(msg, Message::Close(_)) => {
                                 got_frames = true;

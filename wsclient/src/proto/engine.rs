@@ -255,7 +255,7 @@ impl Engine {
     /// [`Engine::receive_general`], which applies every rule (and reports
     /// the error).
     #[inline]
-    fn receive_short(&mut self, buf: &mut BytesMut) -> Option<Message> {
+    pub(crate) fn receive_short(&mut self, buf: &mut BytesMut) -> Option<Message> {
         let [b0, b1] = *buf.first_chunk::<2>()?;
         // 0x81 / 0x82: FIN, no RSV bit, text / binary. 126 or less: no MASK
         // bit, a 7-bit length or (126) a 16-bit one.
