@@ -153,6 +153,11 @@ async fn attempt(addr: SocketAddr, local: Option<IpAddr>) -> io::Result<TcpStrea
 /// # Errors
 /// The last address's error when none connects.
 pub async fn race(addrs: Vec<SocketAddr>, opts: &TcpOptions) -> io::Result<TcpStream> {
+    // One address (an IP literal, most local names): nothing to race, so
+    // no attempt set and no attempt timer.
+    if let [addr] = addrs[..] {
+        return attempt(addr, opts.local_addr).await;
+    }
     let mut pending = addrs.into_iter();
     let mut running = FuturesUnordered::new();
     let mut last_err = io::Error::new(io::ErrorKind::NotFound, "no address to connect to");
