@@ -259,14 +259,15 @@ impl Client {
         ));
         let rx = Receiver::new(shared.clone());
         let conn = Conn { shared };
-        let fut = task::run(
+        let registration = host::Registration::new(&conn);
+        host::spawn(task::run(
             self.options,
             self.settings,
             self.callbacks,
             conn.clone(),
             rx,
-        );
-        host::spawn(conn.clone(), fut);
+            registration,
+        ));
         conn
     }
 }

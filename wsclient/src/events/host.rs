@@ -51,24 +51,41 @@ fn conns() -> std::sync::MutexGuard<'static, BTreeMap<u64, Conn>> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Runs a connection's task: on the current tokio runtime if there is one,
-/// else on the host runtime.
-pub(crate) fn spawn(conn: Conn, fut: impl Future<Output = ()> + Send + 'static) {
-    HOST.live.fetch_add(1, Ordering::AcqRel);
-    let id = conn.id();
-    conns().insert(id, conn);
-    let wrapped = async move {
-        fut.await;
-        conns().remove(&id);
+/// A connection counted as live and listed for [`shutdown`] until this is
+/// dropped, which its task does when it ends (or when the runtime drops
+/// the task).
+#[derive(Debug)]
+pub(crate) struct Registration(u64);
+
+impl Registration {
+    /// Counts `conn` as live and lists it.
+    pub(crate) fn new(conn: &Conn) -> Registration {
+        HOST.live.fetch_add(1, Ordering::AcqRel);
+        let id = conn.id();
+        conns().insert(id, conn.clone());
+        Registration(id)
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        conns().remove(&self.0);
         HOST.live.fetch_sub(1, Ordering::AcqRel);
         HOST.changed.notify_waiters();
-    };
+    }
+}
+
+/// Runs a connection's task: on the current tokio runtime if there is one,
+/// else on the host runtime. The task is spawned as it is, not wrapped in
+/// another future: an `async` wrapper that awaits it would hold it twice
+/// (once captured, once being awaited), doubling each connection's task.
+pub(crate) fn spawn(fut: impl Future<Output = ()> + Send + 'static) {
     match Handle::try_current() {
         Ok(h) => {
-            h.spawn(wrapped);
+            h.spawn(fut);
         }
         Err(_) => {
-            runtime().spawn(wrapped);
+            runtime().spawn(fut);
         }
     }
 }

@@ -65,8 +65,12 @@ pub(crate) fn run(
     mut cb: Callbacks,
     conn: Conn,
     mut rx: Receiver,
+    registration: host::Registration,
 ) -> impl Future<Output = ()> + Send {
     async move {
+        // Listed as live until the task ends (dropped last, after the
+        // finished notification below).
+        let _registration = registration;
         let shared = conn.shared();
         let mut attempt: u32 = 0;
         // Messages taken from the queue but not yet written, kept for the next
