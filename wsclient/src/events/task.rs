@@ -400,7 +400,9 @@ impl Session<'_> {
                     self.received(msg, cb);
                 }
                 Event::Received(Some(Err(e))) => {
-                    self.flush_briefly().await;
+                    // Boxed: a cold path whose timer would otherwise be part
+                    // of every connection's task for its whole life.
+                    Box::pin(self.flush_briefly()).await;
                     *Conn::lock(&self.conn.shared().close_code) = Some(self.ws.close_code());
                     return End {
                         finish: self.user_close,
