@@ -48,7 +48,9 @@ pub struct ConnectOptions {
     request: RequestOptions,
     invalid_header: Option<String>,
     tcp: TcpOptions,
-    tls: TlsOptions,
+    /// `None`: the defaults (most connections), kept out of line so that
+    /// every connection's options (held for reconnects) stay small.
+    tls: Option<Box<TlsOptions>>,
     proxy: ProxyConfig,
     proxy_timeout: Duration,
     handshake_timeout: Duration,
@@ -77,7 +79,7 @@ impl std::fmt::Debug for ConnectOptions {
             .field("request", &self.request)
             .field("invalid_header", &self.invalid_header)
             .field("tcp", &self.tcp)
-            .field("tls", &self.tls)
+            .field("tls", self.tls_options())
             .field("proxy", &self.proxy)
             .field("proxy_timeout", &self.proxy_timeout)
             .field("handshake_timeout", &self.handshake_timeout)
@@ -97,7 +99,7 @@ impl ConnectOptions {
             request: RequestOptions::default(),
             invalid_header: None,
             tcp: TcpOptions::default(),
-            tls: TlsOptions::default(),
+            tls: None,
             proxy: ProxyConfig::Direct,
             proxy_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(10),
@@ -256,24 +258,39 @@ impl ConnectOptions {
         self
     }
 
+    /// The TLS settings in effect.
+    fn tls_options(&self) -> &TlsOptions {
+        static DEFAULT: TlsOptions = TlsOptions {
+            ca_files: Vec::new(),
+            client_cert: None,
+            danger_accept_invalid_certs: false,
+            config: None,
+        };
+        self.tls.as_deref().unwrap_or(&DEFAULT)
+    }
+
+    fn tls_mut(&mut self) -> &mut TlsOptions {
+        self.tls.get_or_insert_with(Box::default)
+    }
+
     /// TLS settings for `wss://`.
     #[must_use]
     pub fn tls(mut self, tls: TlsOptions) -> Self {
-        self.tls = tls;
+        self.tls = Some(Box::new(tls));
         self
     }
 
     /// Adds a trusted CA certificate file (PEM).
     #[must_use]
     pub fn ca_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
-        self.tls.ca_files.push(path.into());
+        self.tls_mut().ca_files.push(path.into());
         self
     }
 
     /// **Testing only**: accept any TLS certificate.
     #[must_use]
     pub fn danger_accept_invalid_certs(mut self, yes: bool) -> Self {
-        self.tls.danger_accept_invalid_certs = yes;
+        self.tls_mut().danger_accept_invalid_certs = yes;
         self
     }
 
@@ -285,7 +302,7 @@ impl ConnectOptions {
         cert: impl Into<std::path::PathBuf>,
         key: impl Into<std::path::PathBuf>,
     ) -> Self {
-        self.tls.client_cert = Some((cert.into(), key.into()));
+        self.tls_mut().client_cert = Some((cert.into(), key.into()));
         self
     }
 
@@ -420,7 +437,7 @@ impl ConnectOptions {
         if !target.tls {
             return Ok(MaybeTlsStream::Plain(tcp));
         }
-        let config = tls::client_config(&self.tls)?;
+        let config = tls::client_config(self.tls_options())?;
         let tls = tokio::time::timeout(
             self.handshake_timeout,
             tls::connect(tcp, &target.host, config),
