@@ -27,7 +27,9 @@ pub(crate) struct Settings {
     pub send_type: SendType,
     pub max_send_buffer: usize,
     pub keep_queue_while_disconnected: bool,
-    pub reconnect: Option<ReconnectPolicy>,
+    /// Boxed: most connections set none, and every connection keeps its
+    /// settings for its whole life.
+    pub reconnect: Option<Box<ReconnectPolicy>>,
     pub before_connect: Option<Arc<dyn Fn(&mut ConnectOptions) + Send + Sync>>,
 }
 
@@ -148,7 +150,7 @@ impl Client {
     /// Reconnects automatically by `policy` after failed attempts and
     /// lost connections (without it, only [`Conn::reconnect`] reconnects).
     pub fn reconnect_policy(&mut self, policy: ReconnectPolicy) -> &mut Self {
-        self.settings.reconnect = Some(policy);
+        self.settings.reconnect = Some(Box::new(policy));
         self
     }
 

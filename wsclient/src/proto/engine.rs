@@ -115,9 +115,9 @@ pub struct Engine {
     out: BytesMut,
     /// Bytes ever appended to `out`.
     produced: u64,
-    close_sent: Option<CloseFrame>,
-    close_received: Option<Option<CloseFrame>>,
-    failure: Option<ProtocolError>,
+    /// The close handshake and failure, once either begins (boxed: an
+    /// open connection carries 8 bytes for it, not 112).
+    closing: Option<Box<Closing>>,
     /// permessage-deflate, when negotiated (boxed: a few hundred bytes
     /// that connections without it should not carry).
     deflate: Option<Box<PerMessageDeflate>>,
@@ -130,6 +130,14 @@ pub struct Engine {
     /// the next unused one.
     keys: [[u8; 4]; KEY_BATCH],
     next_key: usize,
+}
+
+/// What the close handshake and a failure leave behind.
+#[derive(Debug, Default)]
+struct Closing {
+    sent: Option<CloseFrame>,
+    received: Option<Option<CloseFrame>>,
+    failure: Option<ProtocolError>,
 }
 
 /// Masking keys drawn per call to the CSPRNG.
@@ -149,9 +157,7 @@ impl Engine {
             sending_fragmented: None,
             out: BytesMut::new(),
             produced: 0,
-            close_sent: None,
-            close_received: None,
-            failure: None,
+            closing: None,
             deflate: None,
             sending_compressed: false,
             scratch: Vec::new(),
@@ -199,20 +205,20 @@ impl Engine {
     /// `Some(None)` for a close frame without a code.
     #[must_use]
     pub fn close_received(&self) -> Option<&Option<CloseFrame>> {
-        self.close_received.as_ref()
+        self.closing.as_ref()?.received.as_ref()
     }
 
     /// The close frame we sent, if any (for a failure, the one that failed
     /// the connection).
     #[must_use]
     pub fn close_sent(&self) -> Option<&CloseFrame> {
-        self.close_sent.as_ref()
+        self.closing.as_ref()?.sent.as_ref()
     }
 
     /// The protocol error that failed the connection, if one did.
     #[must_use]
     pub fn failure(&self) -> Option<&ProtocolError> {
-        self.failure.as_ref()
+        self.closing.as_ref()?.failure.as_ref()
     }
 
     // ----- receiving -------------------------------------------------------
@@ -475,9 +481,9 @@ impl Engine {
                     // Echo the peer's code (RFC 6455 section 5.5.1).
                     let echo = frame.as_ref().map(|f| CloseFrame::new(f.code, ""));
                     self.write_close(echo.as_ref());
-                    self.close_sent = echo;
+                    self.closing().sent = echo;
                 }
-                self.close_received = Some(frame.clone());
+                self.closing().received = Some(frame.clone());
                 self.state = State::Closed;
                 Ok(Some(Message::Close(frame)))
             }
@@ -570,15 +576,19 @@ impl Engine {
         }
     }
 
+    fn closing(&mut self) -> &mut Closing {
+        self.closing.get_or_insert_with(Box::default)
+    }
+
     /// Fails the connection: queue a close frame with the error's code (if
     /// no close was sent yet) and stop.
     fn fail(&mut self, e: ProtocolError) {
         if self.state == State::Open {
             let frame = CloseFrame::new(e.close_code(), "");
             self.write_close(Some(&frame));
-            self.close_sent = Some(frame);
+            self.closing().sent = Some(frame);
         }
-        self.failure = Some(e);
+        self.closing().failure = Some(e);
         self.state = State::Closed;
         self.incoming = None;
         self.fragmented = None;
@@ -722,7 +732,7 @@ impl Engine {
             }
         }
         self.write_close(frame);
-        self.close_sent = frame.cloned();
+        self.closing().sent = frame.cloned();
         self.state = State::CloseSent;
         Ok(())
     }
@@ -823,7 +833,7 @@ impl Engine {
     /// 1005 for a close frame without one, 1006 when no close frame came.
     #[must_use]
     pub fn close_code(&self) -> CloseCode {
-        match &self.close_received {
+        match self.close_received() {
             Some(Some(f)) => f.code,
             Some(None) => CloseCode::NO_STATUS,
             None => CloseCode::ABNORMAL,
