@@ -197,6 +197,11 @@ impl Utf8Bytes {
     pub fn into_bytes(self) -> Bytes {
         self.0
     }
+
+    /// The underlying bytes, borrowed (cloning them is a reference count).
+    pub(crate) fn bytes(&self) -> &Bytes {
+        &self.0
+    }
 }
 
 impl Deref for Utf8Bytes {

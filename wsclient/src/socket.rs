@@ -196,14 +196,14 @@ where
     /// Bytes encoded and waiting to be written.
     #[must_use]
     pub fn output_len(&self) -> usize {
-        self.engine.output().len()
+        self.engine.output_len()
     }
 
     /// Bytes written to the transport so far (all frames, control frames
     /// included), comparable with [`Engine::total_output`].
     #[must_use]
     pub fn written_total(&self) -> u64 {
-        self.engine.total_output() - self.engine.output().len() as u64
+        self.engine.total_output() - self.engine.output_len() as u64
     }
 
     /// Writes buffered bytes until none are left (`Ready`) or the
@@ -389,7 +389,7 @@ where
 
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let this = self.get_mut();
-        if this.engine.output().len() >= this.config.write_buffer_size {
+        if this.engine.output_len() >= this.config.write_buffer_size {
             ready!(this.poll_write_out(cx))?;
         }
         Poll::Ready(Ok(()))

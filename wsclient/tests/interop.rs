@@ -70,8 +70,9 @@ per_peer!(
     server_invalid_close_frames_fail_with_1002,
 );
 
-/// The boundary sizes of the frame length encodings, and 1 MiB.
-const SIZES: [usize; 7] = [0, 1, 125, 126, 65535, 65536, 1 << 20];
+/// The boundary sizes of the frame length encodings, 1 MiB, and just over
+/// 1 MiB (masked and written a 1 MiB chunk at a time).
+const SIZES: [usize; 8] = [0, 1, 125, 126, 65535, 65536, 1 << 20, (1 << 20) + 3];
 
 fn start(kind: PeerKind) -> Peer {
     Peer::start(kind, &PeerOptions::default())

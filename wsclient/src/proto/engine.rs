@@ -113,7 +113,11 @@ pub struct Engine {
     /// Opcode of the message being sent in fragments, if any.
     sending_fragmented: Option<OpCode>,
     out: BytesMut,
-    /// Bytes ever appended to `out`.
+    /// The rest of a large masked payload, masked into `out` a chunk at a
+    /// time as `out` drains (see [`MASK_CHUNK`]); while it is set, `out`
+    /// is never empty.
+    unmasked: Option<Box<Unmasked>>,
+    /// Bytes ever produced as output (`out` and `unmasked` included).
     produced: u64,
     /// The close handshake and failure, once either begins (boxed: an
     /// open connection carries 8 bytes for it, not 112).
@@ -140,6 +144,22 @@ struct Closing {
     failure: Option<ProtocolError>,
 }
 
+/// Payloads larger than this are masked into the output a chunk of this
+/// size at a time, each as the previous one has been written, instead of
+/// all at once: sending a 64 MiB message holds one 1 MiB masked chunk
+/// besides the message, not a second 64 MiB copy. (Smaller chunks were
+/// tried for cache locality: 256 KiB chunks made 1 MiB sends ~10% slower
+/// on loopback, the extra write calls costing more than the cache saved.)
+/// A multiple of 4, so every chunk starts at key offset 0.
+pub(crate) const MASK_CHUNK: usize = 1 << 20;
+
+/// A payload still to be masked into the output.
+#[derive(Debug)]
+struct Unmasked {
+    rest: Bytes,
+    key: [u8; 4],
+}
+
 /// Masking keys drawn per call to the CSPRNG.
 const KEY_BATCH: usize = 8;
 
@@ -158,6 +178,7 @@ impl Engine {
             out: BytesMut::new(),
             produced: 0,
             closing: None,
+            unmasked: None,
             deflate: None,
             sending_compressed: false,
             scratch: Vec::new(),
@@ -603,7 +624,7 @@ impl Engine {
     /// control frames and close codes.
     pub fn send(&mut self, msg: &Message) -> Result<(), SendError> {
         match msg {
-            Message::Text(t) => self.send_data(OpCode::Text, t.as_bytes()),
+            Message::Text(t) => self.send_data(OpCode::Text, t.bytes()),
             Message::Binary(b) => self.send_data(OpCode::Binary, b),
             Message::Ping(b) => self.send_control(OpCode::Ping, b),
             Message::Pong(b) => self.send_control(OpCode::Pong, b),
@@ -619,7 +640,7 @@ impl Engine {
         }
     }
 
-    fn send_data(&mut self, opcode: OpCode, payload: &[u8]) -> Result<(), SendError> {
+    fn send_data(&mut self, opcode: OpCode, payload: &Bytes) -> Result<(), SendError> {
         self.check_open()?;
         if self.sending_fragmented.is_some() {
             return Err(SendError::FragmentOrder(
@@ -632,10 +653,58 @@ impl Engine {
             .is_some_and(|d| payload.len() >= d.min_size())
         {
             self.write_compressed(opcode, true, payload);
+        } else if self.role == Role::Client && payload.len() > MASK_CHUNK {
+            self.write_chunked(opcode, payload);
         } else {
             self.write_frame(opcode, true, payload);
         }
         Ok(())
+    }
+
+    /// Queues a large unfragmented frame: the header and the first chunk
+    /// of the masked payload now, the rest as the output drains.
+    fn write_chunked(&mut self, opcode: OpCode, payload: &Bytes) {
+        self.mask_rest();
+        let key = self.mask_key();
+        let header = FrameHeader {
+            fin: true,
+            rsv1: false,
+            rsv2: false,
+            rsv3: false,
+            opcode,
+            mask: Some(key),
+            payload_len: payload.len() as u64,
+        };
+        let mut hbuf = [0u8; MAX_HEADER_LEN];
+        let n = header.encode(&mut hbuf);
+        self.produced += (n + payload.len()) as u64;
+        self.out.reserve(n + MASK_CHUNK);
+        self.out.extend_from_slice(&hbuf[..n]);
+        extend_masked(&mut self.out, &payload[..MASK_CHUNK], key);
+        self.unmasked = Some(Box::new(Unmasked {
+            rest: payload.slice(MASK_CHUNK..),
+            key,
+        }));
+    }
+
+    /// Masks the next chunk of a pending large payload into `out`.
+    fn mask_next_chunk(&mut self) {
+        if let Some(u) = self.unmasked.as_mut() {
+            let n = u.rest.len().min(MASK_CHUNK);
+            extend_masked(&mut self.out, &u.rest[..n], u.key);
+            u.rest.advance(n);
+            if u.rest.is_empty() {
+                self.unmasked = None;
+            }
+        }
+    }
+
+    /// Masks all of a pending large payload into `out`, before anything
+    /// else is appended (frames never interleave).
+    fn mask_rest(&mut self) {
+        if let Some(u) = self.unmasked.take() {
+            extend_masked(&mut self.out, &u.rest, u.key);
+        }
     }
 
     /// Compresses `payload` (a message or a fragment of one) and queues it;
@@ -750,6 +819,7 @@ impl Engine {
     }
 
     fn write_frame_rsv1(&mut self, opcode: OpCode, fin: bool, rsv1: bool, payload: &[u8]) {
+        self.mask_rest();
         let mask = match self.role {
             Role::Client => Some(self.mask_key()),
             Role::Server => None,
@@ -795,28 +865,43 @@ impl Engine {
 
     // ----- output ----------------------------------------------------------
 
-    /// The bytes waiting to be written to the transport.
+    /// The bytes to write to the transport next. A large payload is
+    /// handed out a chunk at a time: after [`Engine::consume_output`]
+    /// there may be more ([`Engine::has_output`]).
     #[must_use]
     pub fn output(&self) -> &[u8] {
         &self.out
     }
 
+    /// All bytes waiting to be written, [`Engine::output`] and the chunks
+    /// still to come.
+    #[must_use]
+    pub fn output_len(&self) -> usize {
+        self.out.len() + self.unmasked.as_ref().map_or(0, |u| u.rest.len())
+    }
+
     /// Marks `n` bytes of [`Engine::output`] as written.
     pub fn consume_output(&mut self, n: usize) {
         self.out.advance(n.min(self.out.len()));
-        if self.out.is_empty() && self.out.capacity() > 64 << 10 {
-            // Give a large buffer back once drained.
-            self.out = BytesMut::new();
+        if self.out.is_empty() {
+            if self.unmasked.is_some() {
+                // The buffer is reused for the next chunk.
+                self.mask_next_chunk();
+            } else if self.out.capacity() > 64 << 10 {
+                // Give a large buffer back once drained.
+                self.out = BytesMut::new();
+            }
         }
     }
 
     /// Takes all waiting output at once.
     pub fn take_output(&mut self) -> Bytes {
+        self.mask_rest();
         self.out.split().freeze()
     }
 
-    /// Bytes ever produced as output; minus [`Engine::output`]'s length,
-    /// the bytes already written (drivers use it to know which queued
+    /// Bytes ever produced as output; minus [`Engine::output_len`], the
+    /// bytes already written (drivers use it to know which queued
     /// message has left).
     #[must_use]
     pub fn total_output(&self) -> u64 {

@@ -530,3 +530,117 @@ fn short_frame_fast_path_keeps_every_rule() {
     assert_eq!(msgs.len(), 1);
     assert!(matches!(msgs[0], Message::Close(_)));
 }
+
+/// Drains a client engine's output `step` bytes at a time (as a socket
+/// taking partial writes would), checking the output accounting at every
+/// step and, with `bound`, that the output buffer holds at most one chunk;
+/// returns the bytes written.
+fn drain(c: &mut Engine, step: usize, bound: bool) -> Vec<u8> {
+    let written_before = c.total_output() - c.output_len() as u64;
+    let mut wire = Vec::new();
+    while c.has_output() {
+        let out = c.output();
+        assert!(
+            !bound || out.len() <= engine::MASK_CHUNK + frame::MAX_HEADER_LEN,
+            "the output buffer holds one chunk at a time, not {} bytes",
+            out.len()
+        );
+        let n = step.min(out.len());
+        wire.extend_from_slice(&out[..n]);
+        c.consume_output(n);
+        assert_eq!(
+            c.total_output() - c.output_len() as u64,
+            written_before + wire.len() as u64,
+            "written = produced - waiting"
+        );
+    }
+    assert_eq!(c.output_len(), 0);
+    wire
+}
+
+fn receive_all(wire: &[u8]) -> Vec<Message> {
+    let mut s = Engine::new(Role::Server, Config::default());
+    let mut buf = BytesMut::from(wire);
+    let mut got = Vec::new();
+    while let Some(m) = s.receive(&mut buf).unwrap() {
+        got.push(m);
+    }
+    assert!(buf.is_empty(), "{} bytes left over", buf.len());
+    got
+}
+
+#[test]
+fn large_payloads_are_masked_a_chunk_at_a_time() {
+    let big: Vec<u8> = (0..3 * engine::MASK_CHUNK + 7)
+        .map(|i| (i * 7 + i / 251) as u8)
+        .collect();
+    let big_text = "é".repeat(engine::MASK_CHUNK / 2 + 3);
+    let msgs = vec![
+        Message::binary(big.clone()),
+        Message::text("after"),
+        Message::Ping(Bytes::from_static(b"p")),
+        Message::text(big_text.clone()),
+        Message::binary(vec![1u8; engine::MASK_CHUNK]),
+    ];
+    for step in [usize::MAX, 65_536, 4_093, 1_000_003] {
+        let mut c = client();
+        for m in &msgs {
+            c.send(m).unwrap();
+        }
+        assert_eq!(
+            c.output_len() as u64,
+            c.total_output(),
+            "nothing written yet"
+        );
+        // Queued back to back, each large payload is masked in full when
+        // the next frame is queued (frames never interleave) ...
+        let wire = drain(&mut c, step, false);
+        assert_eq!(wire.len() as u64, c.total_output());
+        assert_eq!(receive_all(&wire), msgs, "step {step}");
+    }
+    // ... while one written as it is queued (a socket's send, the event
+    // client's queue) never has more than one chunk masked ahead.
+    for step in [usize::MAX, 65_536, 4_093] {
+        let mut c = client();
+        let mut wire = Vec::new();
+        for m in &msgs {
+            c.send(m).unwrap();
+            wire.extend(drain(&mut c, step, true));
+        }
+        assert_eq!(receive_all(&wire), msgs, "step {step}");
+    }
+}
+
+#[test]
+fn frames_sent_while_a_large_payload_drains_follow_it_whole() {
+    let big = vec![0x5Au8; 2 * engine::MASK_CHUNK + 1];
+    let mut c = client();
+    c.send(&Message::binary(big.clone())).unwrap();
+    // Part of the first chunk goes out, then a pong, a message and a close
+    // are queued behind the rest of the large frame.
+    let mut wire = c.output()[..1000].to_vec();
+    c.consume_output(1000);
+    c.send(&Message::Pong(Bytes::from_static(b"q"))).unwrap();
+    c.send(&Message::text("next")).unwrap();
+    c.close(Some(&CloseFrame::new(CloseCode::NORMAL, "bye")))
+        .unwrap();
+    wire.extend(drain(&mut c, 100_000, false));
+    let got = receive_all(&wire);
+    assert_eq!(got.len(), 4);
+    assert_eq!(got[0], Message::binary(big));
+    assert_eq!(got[1], Message::Pong(Bytes::from_static(b"q")));
+    assert_eq!(got[2], Message::text("next"));
+    assert!(matches!(&got[3], Message::Close(Some(f)) if f.code == CloseCode::NORMAL));
+
+    // take_output hands out everything at once, the large payload included.
+    let mut c = client();
+    c.send(&Message::binary(vec![9u8; engine::MASK_CHUNK + 5]))
+        .unwrap();
+    let all = c.take_output();
+    assert!(!c.has_output());
+    assert_eq!(all.len() as u64, c.total_output());
+    assert_eq!(
+        receive_all(&all),
+        vec![Message::binary(vec![9u8; engine::MASK_CHUNK + 5])]
+    );
+}
