@@ -624,32 +624,71 @@ mod events {
         })
     }
 
+    /// Round trips driven from `on_message`, as an event-driven client
+    /// answers (the seed's `onMessage` sends): each reply is timed and the
+    /// next message sent from the callback, on the connection's task; the
+    /// main task only starts the exchange, opens the measured window
+    /// after the warm-up, and ends it.
     async fn echo(p: &Params) -> R<Sample> {
+        struct Exchange {
+            h: Histogram<u64>,
+            sent_at: Instant,
+            measuring: bool,
+            stop: bool,
+        }
         let (mut c, sig) = client(p.addr)?;
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<usize>();
-        c.on_message(move |_, m| {
-            let _ = tx.send(m.len());
+        let state = Arc::new(std::sync::Mutex::new(Exchange {
+            h: histogram(),
+            sent_at: Instant::now(),
+            measuring: false,
+            stop: false,
+        }));
+        let stopped = Arc::new(Notify::new());
+        let payload = Bytes::from(frames::payload(p.size));
+        let (st, done, pl) = (state.clone(), stopped.clone(), payload.clone());
+        c.on_message(move |conn, _| {
+            let mut s = st.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if s.measuring {
+                let d = s.sent_at.elapsed();
+                record(&mut s.h, d);
+            }
+            if s.stop {
+                done.notify_one();
+                return;
+            }
+            s.sent_at = Instant::now();
+            if conn.send_binary(pl.clone()).is_err() {
+                done.notify_one();
+            }
         });
         let conn = c.connect();
         opened(&sig).await?;
-        let payload = Bytes::from(frames::payload(p.size));
-        let round =
-            async |conn: &Conn, rx: &mut tokio::sync::mpsc::UnboundedReceiver<usize>| -> R<usize> {
-                conn.send_binary(payload.clone())?;
-                rx.recv().await.ok_or_else(|| "connection ended".into())
-            };
-        let warm = Instant::now();
-        while warm.elapsed() < secs(p.warm) {
-            round(&conn, &mut rx).await?;
-        }
-        let mut h = histogram();
+        state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .sent_at = Instant::now();
+        conn.send_binary(payload.clone())?;
+        tokio::time::sleep(secs(p.warm)).await;
         let t0 = Instant::now();
-        while t0.elapsed() < secs(p.secs) {
-            let t = Instant::now();
-            round(&conn, &mut rx).await?;
-            record(&mut h, t.elapsed());
+        state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .measuring = true;
+        tokio::time::sleep(secs(p.secs)).await;
+        state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .stop = true;
+        tokio::time::timeout(Duration::from_secs(10), stopped.notified())
+            .await
+            .map_err(|_| "the exchange did not stop")?;
+        let s = state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if s.h.is_empty() {
+            return Err("no round trip completed".into());
         }
-        Ok(latency_sample(&h, t0))
+        Ok(latency_sample(&s.h, t0))
     }
 
     async fn idle(p: &Params) -> R<Sample> {

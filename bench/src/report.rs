@@ -526,7 +526,9 @@ fn markdown(res: &Results, cfg: &Config, invoked: &str, load: &str, took: Durati
          tokio runtime; clients interleaved, {} repetition(s) of {} s each (after {} s warm-up \
          for receive and echo); median (min–max). Payloads are binary; MB = 10^6 payload \
          bytes. Send cells end with the close handshake, so queued bytes are counted only \
-         once the server has read them. Echo: one message in flight, hdrhistogram. Idle: RSS \
+         once the server has read them. Echo: one message in flight, hdrhistogram; the \
+         socket clients send then await the reply, the event client sends each next \
+         message from `on_message` (as the seed's `onMessage` does). Idle: RSS \
          growth (/proc/self/statm) over {} connections, each held by a task waiting to \
          read, divided by the count (64 connections opened first are not counted); the \
          live heap per connection (glibc mallinfo2) is shown beside it. Connect: \
