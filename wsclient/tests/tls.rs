@@ -390,3 +390,74 @@ async fn tls_handshake_timeout() {
     assert_eq!(err.code(), 4);
     hold.abort();
 }
+
+/// Connections made with the same options share one client configuration,
+/// so a reconnect resumes the TLS session (rustls keeps the server's
+/// session tickets in the configuration) instead of a full handshake, with
+/// both peers' TLS stacks (Python's OpenSSL, Node's OpenSSL).
+#[tokio::test]
+async fn reconnects_resume_the_tls_session() {
+    use tokio_rustls::rustls::HandshakeKind;
+    let pki = Pki::new("resume");
+    let cert = pki.server("server", &["localhost"]);
+    for kind in PeerKind::ALL {
+        let peer = tls_peer(kind, &cert);
+        let mut kinds = Vec::new();
+        for round in 0..3 {
+            let opts =
+                ConnectOptions::new(peer.url_with_host("localhost", "/echo")).ca_file(&pki.ca);
+            let (mut ws, _) = connect(opts)
+                .await
+                .unwrap_or_else(|e| panic!("{kind} round {round}: {e}"));
+            let MaybeTlsStream::Tls(tls) = ws.get_ref() else {
+                panic!("{kind}: wss:// gave a plain stream");
+            };
+            kinds.push(tls.get_ref().1.handshake_kind());
+            // Reading the echoes also takes in the session tickets the
+            // server sends after its handshake.
+            echo(&mut ws, kind.name()).await;
+            ws.close(wsclient::CloseCode::NORMAL, "").await.unwrap();
+        }
+        assert_eq!(
+            kinds,
+            [
+                Some(HandshakeKind::Full),
+                Some(HandshakeKind::Resumed),
+                Some(HandshakeKind::Resumed)
+            ],
+            "{kind}"
+        );
+    }
+}
+
+/// The shared configuration follows the files it was built from: the same
+/// options give the same configuration, a replaced CA file a new one.
+#[test]
+fn a_replaced_ca_file_gives_a_new_configuration() {
+    use wsclient::transport::tls::{TlsOptions, client_config};
+    let first = Pki::new("rotate-a");
+    let second = Pki::new("rotate-b");
+    let ca = first.dir.join("rotating-ca.pem");
+    std::fs::copy(&first.ca, &ca).unwrap();
+    let opts = TlsOptions {
+        ca_files: vec![ca.clone()],
+        ..TlsOptions::default()
+    };
+    let a = client_config(&opts).unwrap();
+    let b = client_config(&opts).unwrap();
+    assert!(std::sync::Arc::ptr_eq(&a, &b), "same options, same files");
+    // A different CA (another size or at least another modification time).
+    std::thread::sleep(Duration::from_millis(20));
+    std::fs::copy(&second.ca, &ca).unwrap();
+    let c = client_config(&opts).unwrap();
+    assert!(!std::sync::Arc::ptr_eq(&a, &c), "the CA file was replaced");
+    // Other options, other configuration.
+    let danger = TlsOptions {
+        danger_accept_invalid_certs: true,
+        ..opts.clone()
+    };
+    assert!(!std::sync::Arc::ptr_eq(
+        &c,
+        &client_config(&danger).unwrap()
+    ));
+}
