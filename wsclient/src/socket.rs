@@ -41,7 +41,9 @@ pub struct SocketConfig {
     /// 5 s).
     pub close_timeout: Duration,
     /// Bytes of queued output above which `poll_ready` writes before
-    /// accepting more (default 128 KiB).
+    /// accepting more (default 256 KiB: on loopback, 13% fewer kernel
+    /// instructions per byte sent than 128 KiB writes, the same as raw
+    /// TCP's 256 KiB writes; the buffer is given back once drained).
     pub write_buffer_size: usize,
 }
 
@@ -49,7 +51,7 @@ impl Default for SocketConfig {
     fn default() -> Self {
         SocketConfig {
             close_timeout: Duration::from_secs(5),
-            write_buffer_size: 128 << 10,
+            write_buffer_size: 256 << 10,
         }
     }
 }
