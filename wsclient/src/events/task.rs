@@ -83,39 +83,45 @@ pub(crate) fn run(
                 *Conn::lock(&shared.url) = options.url().to_owned();
             }
             conn.set_state(ConnState::Connecting);
-            let end = run_attempt(&options, &settings, &mut cb, &conn, &mut rx, &mut pending).await;
-            *Conn::lock(&shared.addrs) = (None, None);
-            if let Some(e) = &end.error {
-                tracing::debug!(conn = shared.id, error = %e, code = e.code(), "connection error");
-                cb.on_error(&conn, e);
-            }
-            cb.on_close(&conn);
-
-            if end.opened_for.is_some_and(|d| {
-                settings
-                    .reconnect
-                    .as_ref()
-                    .is_none_or(|p| d >= p.reset_after)
-            }) {
-                attempt = 0;
-            }
-            attempt += 1;
-            let manual = Conn::lock(&shared.reconnect_request).take();
-            let delay = if host::is_shutting_down() || end.finish {
-                None
-            } else if let Some(d) = manual {
-                Some(d)
-            } else if let Some(p) = &settings.reconnect {
-                match p.next_delay(&end.outcome, attempt) {
-                    Ok(d) => Some(d),
-                    Err(why) => {
-                        tracing::info!(conn = shared.id, reason = why, "not reconnecting");
-                        *Conn::lock(&shared.stop_reason) = Some(why.to_owned());
-                        None
-                    }
+            // The attempt's `End` lives in this block only: kept across the
+            // reconnect delay, it would be room in every connection's task
+            // for its whole life.
+            let delay = {
+                let end =
+                    run_attempt(&options, &settings, &mut cb, &conn, &mut rx, &mut pending).await;
+                *Conn::lock(&shared.addrs) = (None, None);
+                if let Some(e) = &end.error {
+                    tracing::debug!(conn = shared.id, error = %e, code = e.code(), "connection error");
+                    cb.on_error(&conn, e);
                 }
-            } else {
-                None
+                cb.on_close(&conn);
+
+                if end.opened_for.is_some_and(|d| {
+                    settings
+                        .reconnect
+                        .as_ref()
+                        .is_none_or(|p| d >= p.reset_after)
+                }) {
+                    attempt = 0;
+                }
+                attempt += 1;
+                let manual = Conn::lock(&shared.reconnect_request).take();
+                if host::is_shutting_down() || end.finish {
+                    None
+                } else if let Some(d) = manual {
+                    Some(d)
+                } else if let Some(p) = &settings.reconnect {
+                    match p.next_delay(&end.outcome, attempt) {
+                        Ok(d) => Some(d),
+                        Err(why) => {
+                            tracing::info!(conn = shared.id, reason = why, "not reconnecting");
+                            *Conn::lock(&shared.stop_reason) = Some(why.to_owned());
+                            None
+                        }
+                    }
+                } else {
+                    None
+                }
             };
             let Some(delay) = delay else { break };
             if !settings.keep_queue_while_disconnected {
@@ -292,7 +298,10 @@ impl Session<'_> {
         });
         let pong_timeout = self.settings.pong_timeout.or(self.settings.ping_interval);
         let mut pong_deadline: Option<Pin<Box<Sleep>>> = None;
-        loop {
+        // The loop ends with a read error only (every other end returns);
+        // the flush that follows is outside it, so that no `Event` is kept
+        // across that wait (room in every connection's task otherwise).
+        let failed = loop {
             let event = std::future::poll_fn(|cx| {
                 if self.ws.output_len() > 0 {
                     if let Poll::Ready(Err(e)) = self.ws.poll_write_buffered(cx) {
@@ -399,16 +408,7 @@ impl Session<'_> {
                     pong_deadline = None;
                     self.received(msg, cb);
                 }
-                Event::Received(Some(Err(e))) => {
-                    // Boxed: a cold path whose timer would otherwise be part
-                    // of every connection's task for its whole life.
-                    Box::pin(self.flush_briefly()).await;
-                    *Conn::lock(&self.conn.shared().close_code) = Some(self.ws.close_code());
-                    return End {
-                        finish: self.user_close,
-                        ..End::failed(e)
-                    };
-                }
+                Event::Received(Some(Err(e))) => break e,
                 Event::Received(None) => {
                     let code = self.ws.close_code();
                     *Conn::lock(&self.conn.shared().close_code) = Some(code);
@@ -448,6 +448,14 @@ impl Session<'_> {
                     };
                 }
             }
+        };
+        // Boxed: a cold path whose timer would otherwise be part of every
+        // connection's task for its whole life.
+        Box::pin(self.flush_briefly()).await;
+        *Conn::lock(&self.conn.shared().close_code) = Some(self.ws.close_code());
+        End {
+            finish: self.user_close,
+            ..End::failed(failed)
         }
     }
 
