@@ -45,7 +45,9 @@ use crate::transport::tls::{self, TlsOptions};
 #[derive(Clone)]
 pub struct ConnectOptions {
     url: String,
-    request: RequestOptions,
+    /// `None`: the defaults (no extra headers, subprotocols or
+    /// extensions), kept out of line like `tls`.
+    request: Option<Box<RequestOptions>>,
     invalid_header: Option<String>,
     tcp: TcpOptions,
     /// `None`: the defaults (most connections), kept out of line so that
@@ -76,7 +78,7 @@ impl std::fmt::Debug for ConnectOptions {
         );
         f.debug_struct("ConnectOptions")
             .field("url", &url)
-            .field("request", &self.request)
+            .field("request", self.request())
             .field("invalid_header", &self.invalid_header)
             .field("tcp", &self.tcp)
             .field("tls", self.tls_options())
@@ -96,7 +98,7 @@ impl ConnectOptions {
     pub fn new(url: impl Into<String>) -> Self {
         ConnectOptions {
             url: url.into(),
-            request: RequestOptions::default(),
+            request: None,
             invalid_header: None,
             tcp: TcpOptions::default(),
             tls: None,
@@ -135,7 +137,7 @@ impl ConnectOptions {
     pub fn add_header(&mut self, name: &str, value: &str) {
         match hs::parse_header(name, value) {
             Ok((n, v)) => {
-                self.request.headers.append(n, v);
+                self.request_mut().headers.append(n, v);
             }
             Err(_) => {
                 self.invalid_header.get_or_insert_with(|| name.to_owned());
@@ -145,20 +147,20 @@ impl ConnectOptions {
 
     /// Sets a handshake header in place, replacing earlier values.
     pub fn set_header(&mut self, name: HeaderName, value: HeaderValue) {
-        self.request.headers.insert(name, value);
+        self.request_mut().headers.insert(name, value);
     }
 
     /// The handshake headers.
     #[must_use]
     pub fn headers(&self) -> &HeaderMap {
-        &self.request.headers
+        &self.request().headers
     }
 
     /// Offers a subprotocol (`Sec-WebSocket-Protocol`); call again to offer
     /// several, in preference order.
     #[must_use]
     pub fn subprotocol(mut self, protocol: impl Into<String>) -> Self {
-        self.request.protocols.push(protocol.into());
+        self.request_mut().protocols.push(protocol.into());
         self
     }
 
@@ -179,7 +181,7 @@ impl ConnectOptions {
     /// `permessage-deflate; client_max_window_bits`.
     #[must_use]
     pub fn deflate(mut self, config: DeflateConfig) -> Self {
-        self.request.deflate.push(config);
+        self.request_mut().deflate.push(config);
         self
     }
 
@@ -188,9 +190,11 @@ impl ConnectOptions {
     #[must_use]
     pub fn compression(mut self, on: bool) -> Self {
         if !on {
-            self.request.deflate.clear();
-        } else if self.request.deflate.is_empty() {
-            self.request.deflate.push(DeflateConfig::default());
+            if let Some(r) = self.request.as_mut() {
+                r.deflate.clear();
+            }
+        } else if self.request().deflate.is_empty() {
+            self.request_mut().deflate.push(DeflateConfig::default());
         }
         self
     }
@@ -256,6 +260,17 @@ impl ConnectOptions {
     pub fn local_addr(mut self, addr: IpAddr) -> Self {
         self.tcp.local_addr = Some(addr);
         self
+    }
+
+    /// The request options in effect.
+    fn request(&self) -> &RequestOptions {
+        static DEFAULT: std::sync::LazyLock<RequestOptions> =
+            std::sync::LazyLock::new(RequestOptions::default);
+        self.request.as_deref().unwrap_or(&DEFAULT)
+    }
+
+    fn request_mut(&mut self) -> &mut RequestOptions {
+        self.request.get_or_insert_with(Box::default)
     }
 
     /// The TLS settings in effect.
@@ -455,7 +470,7 @@ impl ConnectOptions {
     /// plus `Authorization: Basic` from the URL's `user:password@` (unless
     /// an `Authorization` header is set).
     fn request_for(&self, url: &url::Url, same_origin: bool) -> Cow<'_, RequestOptions> {
-        let mut request = Cow::Borrowed(&self.request);
+        let mut request = Cow::Borrowed(self.request());
         if !same_origin {
             let r = request.to_mut();
             for name in [

@@ -194,13 +194,13 @@ impl Client {
 
     /// A ping arrived (already answered).
     pub fn on_ping(&mut self, f: impl FnMut(&Conn, Bytes) + Send + 'static) -> &mut Self {
-        self.callbacks.on_ping = Some(Box::new(f));
+        self.callbacks.rare_mut().on_ping = Some(Box::new(f));
         self
     }
 
     /// A pong arrived.
     pub fn on_pong(&mut self, f: impl FnMut(&Conn, Bytes) + Send + 'static) -> &mut Self {
-        self.callbacks.on_pong = Some(Box::new(f));
+        self.callbacks.rare_mut().on_pong = Some(Box::new(f));
         self
     }
 
@@ -220,13 +220,13 @@ impl Client {
 
     /// The send queue reached its limit (`onBufferFull`).
     pub fn on_buffer_full(&mut self, f: impl FnMut(&Conn) + Send + 'static) -> &mut Self {
-        self.callbacks.on_buffer_full = Some(Box::new(f));
+        self.callbacks.rare_mut().on_buffer_full = Some(Box::new(f));
         self
     }
 
     /// The send queue drained after being full (`onBufferDrain`).
     pub fn on_buffer_drain(&mut self, f: impl FnMut(&Conn) + Send + 'static) -> &mut Self {
-        self.callbacks.on_buffer_drain = Some(Box::new(f));
+        self.callbacks.rare_mut().on_buffer_drain = Some(Box::new(f));
         self
     }
 
@@ -235,7 +235,7 @@ impl Client {
         &mut self,
         f: impl FnMut(&Conn, u32, Duration) + Send + 'static,
     ) -> &mut Self {
-        self.callbacks.on_reconnect = Some(Box::new(f));
+        self.callbacks.rare_mut().on_reconnect = Some(Box::new(f));
         self
     }
 
@@ -244,7 +244,7 @@ impl Client {
         &mut self,
         f: impl FnMut(&Conn, Vec<Message>) + Send + 'static,
     ) -> &mut Self {
-        self.callbacks.on_undelivered = Some(Box::new(f));
+        self.callbacks.rare_mut().on_undelivered = Some(Box::new(f));
         self
     }
 

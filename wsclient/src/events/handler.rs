@@ -74,21 +74,44 @@ pub(crate) struct Callbacks {
     pub on_connect: Cb0,
     pub on_websocket_connect: Option<Box<dyn FnMut(&Conn, &Response) + Send>>,
     pub on_message: Cb<Message>,
-    pub on_ping: Cb<Bytes>,
-    pub on_pong: Cb<Bytes>,
     pub on_error: Option<Box<dyn FnMut(&Conn, &Error) + Send>>,
     pub on_close: Cb0,
+    /// A user's [`Handler`], called after the closures.
+    pub handler: Option<Box<dyn Handler>>,
+    /// The less used callbacks, out of line until one is set (every
+    /// connection's task holds its callbacks for its whole life).
+    pub rare: Option<Box<RareCallbacks>>,
+}
+
+/// The callbacks most connections leave unset.
+#[derive(Default)]
+pub(crate) struct RareCallbacks {
+    pub on_ping: Cb<Bytes>,
+    pub on_pong: Cb<Bytes>,
     pub on_buffer_full: Cb0,
     pub on_buffer_drain: Cb0,
     pub on_reconnect: Option<Box<dyn FnMut(&Conn, u32, std::time::Duration) + Send>>,
     pub on_undelivered: Cb<Vec<Message>>,
-    /// A user's [`Handler`], called after the closures.
-    pub handler: Option<Box<dyn Handler>>,
+}
+
+impl Callbacks {
+    /// The less used callbacks, made room for.
+    pub(crate) fn rare_mut(&mut self) -> &mut RareCallbacks {
+        self.rare.get_or_insert_with(Box::default)
+    }
 }
 
 macro_rules! forward {
     ($self:ident, $field:ident, $conn:ident $(, $arg:expr)*) => {{
         if let Some(f) = $self.$field.as_mut() {
+            f($conn $(, $arg)*);
+        }
+    }};
+}
+
+macro_rules! forward_rare {
+    ($self:ident, $field:ident, $conn:ident $(, $arg:expr)*) => {{
+        if let Some(f) = $self.rare.as_mut().and_then(|r| r.$field.as_mut()) {
             f($conn $(, $arg)*);
         }
     }};
@@ -117,13 +140,13 @@ impl Handler for Callbacks {
         }
     }
     fn on_ping(&mut self, conn: &Conn, payload: Bytes) {
-        forward!(self, on_ping, conn, payload.clone());
+        forward_rare!(self, on_ping, conn, payload.clone());
         if let Some(h) = self.handler.as_mut() {
             h.on_ping(conn, payload);
         }
     }
     fn on_pong(&mut self, conn: &Conn, payload: Bytes) {
-        forward!(self, on_pong, conn, payload.clone());
+        forward_rare!(self, on_pong, conn, payload.clone());
         if let Some(h) = self.handler.as_mut() {
             h.on_pong(conn, payload);
         }
@@ -141,26 +164,31 @@ impl Handler for Callbacks {
         }
     }
     fn on_buffer_full(&mut self, conn: &Conn) {
-        forward!(self, on_buffer_full, conn);
+        forward_rare!(self, on_buffer_full, conn);
         if let Some(h) = self.handler.as_mut() {
             h.on_buffer_full(conn);
         }
     }
     fn on_buffer_drain(&mut self, conn: &Conn) {
-        forward!(self, on_buffer_drain, conn);
+        forward_rare!(self, on_buffer_drain, conn);
         if let Some(h) = self.handler.as_mut() {
             h.on_buffer_drain(conn);
         }
     }
     fn on_reconnect(&mut self, conn: &Conn, attempt: u32, delay: std::time::Duration) {
-        forward!(self, on_reconnect, conn, attempt, delay);
+        forward_rare!(self, on_reconnect, conn, attempt, delay);
         if let Some(h) = self.handler.as_mut() {
             h.on_reconnect(conn, attempt, delay);
         }
     }
     fn on_undelivered(&mut self, conn: &Conn, messages: Vec<Message>) {
         let has_handler = self.handler.is_some();
-        if self.on_undelivered.is_none() && !has_handler {
+        if self
+            .rare
+            .as_ref()
+            .is_none_or(|r| r.on_undelivered.is_none())
+            && !has_handler
+        {
             tracing::warn!(
                 count = messages.len(),
                 "messages undelivered (no on_undelivered callback)"
@@ -169,10 +197,10 @@ impl Handler for Callbacks {
         }
         match self.handler.as_mut() {
             Some(h) => {
-                forward!(self, on_undelivered, conn, messages.clone());
+                forward_rare!(self, on_undelivered, conn, messages.clone());
                 h.on_undelivered(conn, messages);
             }
-            None => forward!(self, on_undelivered, conn, messages),
+            None => forward_rare!(self, on_undelivered, conn, messages),
         }
     }
 }
