@@ -3,14 +3,14 @@
 //! ([`Stats`], [`ConnState`]).
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::Notify;
 
-use super::inbox::Inbox;
+use super::inbox::{Inbox, Refused};
 
 use crate::message::{Message, Utf8Bytes};
 use crate::proto::{CloseCode, CloseFrame};
@@ -124,8 +124,6 @@ pub(crate) struct Shared {
     pub send_type: SendType,
     pub max_send_buffer: usize,
     pub state: AtomicU8,
-    pub queue_len: AtomicUsize,
-    pub queue_bytes: AtomicUsize,
     pub buffer_full: AtomicBool,
     /// Set by `pause_recv` at once (the command only wakes the task).
     pub recv_paused: AtomicBool,
@@ -157,8 +155,6 @@ impl Shared {
             send_type,
             max_send_buffer,
             state: AtomicU8::default(),
-            queue_len: AtomicUsize::default(),
-            queue_bytes: AtomicUsize::default(),
             buffer_full: AtomicBool::default(),
             recv_paused: AtomicBool::default(),
             started: Instant::now(),
@@ -264,28 +260,22 @@ impl Conn {
                 reason: SendFailure::Closed,
             });
         }
-        let len = message.len();
-        let queued = s.queue_bytes.load(Ordering::Acquire);
-        if queued > 0 && queued + len > s.max_send_buffer {
-            if !s.buffer_full.swap(true, Ordering::AcqRel) {
-                let _ = s.inbox.push(Command::Wake);
+        match s.inbox.push_send(message, s.max_send_buffer) {
+            Ok(()) => Ok(()),
+            Err((message, Refused::Full)) => {
+                if !s.buffer_full.swap(true, Ordering::AcqRel) {
+                    let _ = s.inbox.push(Command::Wake);
+                }
+                Err(SendError {
+                    message,
+                    reason: SendFailure::BufferFull,
+                })
             }
-            return Err(SendError {
-                message,
-                reason: SendFailure::BufferFull,
-            });
-        }
-        s.queue_bytes.fetch_add(len, Ordering::AcqRel);
-        s.queue_len.fetch_add(1, Ordering::AcqRel);
-        if let Err(Command::Send(message)) = s.inbox.push(Command::Send(message)) {
-            s.queue_bytes.fetch_sub(len, Ordering::AcqRel);
-            s.queue_len.fetch_sub(1, Ordering::AcqRel);
-            return Err(SendError {
+            Err((message, Refused::Closed)) => Err(SendError {
                 message,
                 reason: SendFailure::Closed,
-            });
+            }),
         }
-        Ok(())
     }
 
     /// Closes the connection with 1000 (normal); no automatic reconnect
@@ -369,6 +359,7 @@ impl Conn {
         let s = &self.shared;
         let last = s.last_frame_ms.load(Ordering::Acquire);
         let rtt = s.rtt_us.load(Ordering::Acquire);
+        let (queue_len, queue_bytes) = s.inbox.queued();
         Stats {
             rtt: (rtt > 0).then(|| Duration::from_micros(rtt)),
             since_last_frame: (last > 0).then(|| {
@@ -381,8 +372,8 @@ impl Conn {
             messages_out: s.messages_out.load(Ordering::Acquire),
             bytes_in: s.bytes_in.load(Ordering::Acquire),
             bytes_out: s.bytes_out.load(Ordering::Acquire),
-            queue_len: s.queue_len.load(Ordering::Acquire),
-            queue_bytes: s.queue_bytes.load(Ordering::Acquire),
+            queue_len,
+            queue_bytes,
         }
     }
 

@@ -8,6 +8,12 @@
 //! nothing), so a burst of sends costs it one lock, not one channel
 //! message each. An idle connection's inbox holds no allocation (a
 //! channel's first block of slots would be ~1.5 KiB per connection).
+//!
+//! It also keeps the send queue's size (messages handed to `send` and not
+//! yet written, wherever they are) under the same lock: a send checks the
+//! limit and counts itself in the lock it takes anyway, and the task
+//! subtracts a whole batch of written messages at once, instead of two
+//! atomic read-modify-writes per message on each side.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -17,6 +23,7 @@ use std::task::{Context, Poll};
 use futures_util::task::AtomicWaker;
 
 use super::conn::Command;
+use crate::message::Message;
 
 /// The handles' side: shared, in the connection's state.
 #[derive(Debug, Default)]
@@ -33,6 +40,19 @@ struct Queue {
     commands: VecDeque<Command>,
     /// The task is gone: nothing more is accepted.
     closed: bool,
+    /// Messages sent and not yet written or handed back.
+    len: usize,
+    /// Their payload bytes.
+    bytes: usize,
+}
+
+/// Why [`Inbox::push_send`] refused a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// The queue is at its limit.
+    Full,
+    /// The task has finished.
+    Closed,
 }
 
 impl Inbox {
@@ -54,10 +74,55 @@ impl Inbox {
             }
             q.commands.push_back(command);
         }
-        if !self.notified.swap(true, Ordering::AcqRel) {
+        self.wake();
+        Ok(())
+    }
+
+    /// Queues a message to send and counts it in the queue's size, unless
+    /// that would take a non-empty queue over `limit` bytes.
+    pub(crate) fn push_send(
+        &self,
+        message: Message,
+        limit: usize,
+    ) -> Result<(), (Message, Refused)> {
+        {
+            let mut q = self.lock();
+            if q.closed {
+                return Err((message, Refused::Closed));
+            }
+            let len = message.len();
+            if q.bytes > 0 && q.bytes + len > limit {
+                return Err((message, Refused::Full));
+            }
+            q.len += 1;
+            q.bytes += len;
+            q.commands.push_back(Command::Send(message));
+        }
+        self.wake();
+        Ok(())
+    }
+
+    /// Wakes the task unless a wake-up is already on its way (looked at
+    /// first: a plain load, no read-modify-write, in a burst of sends).
+    fn wake(&self) {
+        if !self.notified.load(Ordering::Acquire) && !self.notified.swap(true, Ordering::AcqRel) {
             self.waker.wake();
         }
-        Ok(())
+    }
+
+    /// The send queue's size: messages and payload bytes.
+    pub(crate) fn queued(&self) -> (usize, usize) {
+        let q = self.lock();
+        (q.len, q.bytes)
+    }
+
+    /// Takes `n` messages of `bytes` payload bytes off the queue's size
+    /// (written, or handed back); returns the bytes still queued.
+    pub(crate) fn release(&self, n: usize, bytes: usize) -> usize {
+        let mut q = self.lock();
+        q.len = q.len.saturating_sub(n);
+        q.bytes = q.bytes.saturating_sub(bytes);
+        q.bytes
     }
 
     /// Moves every queued command to the back of `into`; false when there
@@ -208,5 +273,28 @@ mod tests {
             shared.inbox.push(Command::Reconnect),
             Err(Command::Reconnect)
         ));
+    }
+
+    #[test]
+    fn the_send_queue_counts_and_limits_under_the_lock() {
+        let inbox = Inbox::default();
+        let msg = |n: usize| Message::binary(vec![0u8; n]);
+        // An empty queue takes any message, however large.
+        assert!(inbox.push_send(msg(150), 100).is_ok());
+        assert_eq!(inbox.queued(), (1, 150));
+        // A non-empty one refuses what would go over, and hands it back.
+        let (back, why) = inbox.push_send(msg(10), 100).unwrap_err();
+        assert_eq!((back.len(), why), (10, Refused::Full));
+        assert_eq!(inbox.queued(), (1, 150));
+        assert_eq!(inbox.release(1, 150), 0);
+        assert!(inbox.push_send(msg(60), 100).is_ok());
+        assert!(inbox.push_send(msg(40), 100).is_ok());
+        assert!(inbox.push_send(msg(1), 100).is_err());
+        assert_eq!(inbox.queued(), (2, 100));
+        assert_eq!(inbox.release(1, 60), 40);
+        // Closed: refused as such.
+        let _ = inbox.close();
+        let (_, why) = inbox.push_send(msg(1), 100).unwrap_err();
+        assert_eq!(why, Refused::Closed);
     }
 }

@@ -168,9 +168,7 @@ fn give_back(cb: &mut Callbacks, conn: &Conn, lost: Vec<Message>) {
         return;
     }
     let bytes: usize = lost.iter().map(Message::len).sum();
-    let s = conn.shared();
-    s.queue_len.fetch_sub(lost.len(), Ordering::AcqRel);
-    s.queue_bytes.fetch_sub(bytes, Ordering::AcqRel);
+    conn.shared().inbox.release(lost.len(), bytes);
     cb.on_undelivered(conn, lost);
 }
 
@@ -505,7 +503,7 @@ impl Session<'_> {
                     // Already drained meanwhile (the socket took it all):
                     // say so now, no ack will come to report it.
                     let s = self.conn.shared();
-                    if s.queue_bytes.load(Ordering::Acquire) <= s.max_send_buffer / 2 {
+                    if s.inbox.queued().1 <= s.max_send_buffer / 2 {
                         self.full_announced = false;
                         s.buffer_full.store(false, Ordering::Release);
                         cb.on_buffer_drain(self.conn);
@@ -565,10 +563,11 @@ impl Session<'_> {
         }
     }
 
-    /// Retires messages whose bytes have all been written.
+    /// Retires messages whose bytes have all been written: the counters
+    /// and the queue's size are updated once per batch.
     fn ack_written(&mut self, cb: &mut Callbacks) {
         let written = self.ws.written_total();
-        let s = self.conn.shared();
+        let (mut n, mut bytes, mut data_n, mut data_bytes) = (0usize, 0usize, 0u64, 0u64);
         while let Some((_, end)) = self.inflight.front() {
             if *end > written {
                 break;
@@ -576,19 +575,26 @@ impl Session<'_> {
             if let Some((m, _)) = self.inflight.pop_front() {
                 let len = m.len();
                 if !m.is_control() {
-                    add(&s.messages_out, 1);
-                    add(&s.bytes_out, len as u64);
+                    data_n += 1;
+                    data_bytes += len as u64;
                 }
-                s.queue_len.fetch_sub(1, Ordering::AcqRel);
-                let left = s.queue_bytes.fetch_sub(len, Ordering::AcqRel) - len;
-                // The flag is cleared only here, after `on_buffer_full` ran
-                // (a send that found the queue full sent a Wake for it).
-                if self.full_announced && left <= s.max_send_buffer / 2 {
-                    self.full_announced = false;
-                    s.buffer_full.store(false, Ordering::Release);
-                    cb.on_buffer_drain(self.conn);
-                }
+                n += 1;
+                bytes += len;
             }
+        }
+        if n == 0 {
+            return;
+        }
+        let s = self.conn.shared();
+        add(&s.messages_out, data_n);
+        add(&s.bytes_out, data_bytes);
+        let left = s.inbox.release(n, bytes);
+        // The flag is cleared only here, after `on_buffer_full` ran (a send
+        // that found the queue full sent a Wake for it).
+        if self.full_announced && left <= s.max_send_buffer / 2 {
+            self.full_announced = false;
+            s.buffer_full.store(false, Ordering::Release);
+            cb.on_buffer_drain(self.conn);
         }
     }
 

@@ -701,7 +701,15 @@ impl Engine {
 
     /// Masks all of a pending large payload into `out`, before anything
     /// else is appended (frames never interleave).
+    #[inline]
     fn mask_rest(&mut self) {
+        if self.unmasked.is_some() {
+            self.mask_rest_now();
+        }
+    }
+
+    #[cold]
+    fn mask_rest_now(&mut self) {
         if let Some(u) = self.unmasked.take() {
             extend_masked(&mut self.out, &u.rest, u.key);
         }
