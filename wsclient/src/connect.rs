@@ -275,12 +275,8 @@ impl ConnectOptions {
 
     /// The TLS settings in effect.
     fn tls_options(&self) -> &TlsOptions {
-        static DEFAULT: TlsOptions = TlsOptions {
-            ca_files: Vec::new(),
-            client_cert: None,
-            danger_accept_invalid_certs: false,
-            config: None,
-        };
+        static DEFAULT: std::sync::LazyLock<TlsOptions> =
+            std::sync::LazyLock::new(TlsOptions::default);
         self.tls.as_deref().unwrap_or(&DEFAULT)
     }
 

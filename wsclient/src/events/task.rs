@@ -342,30 +342,25 @@ impl Session<'_> {
                         // Short messages already read are taken directly
                         // (no stream result to move around); everything
                         // else goes through the stream.
-                        if let Some(msg) = self.ws.take_buffered() {
-                            got_frames = true;
-                            self.received(msg, cb);
-                            if self.conn.shared().recv_paused.load(Ordering::Acquire) {
-                                self.paused = true;
-                                break;
-                            }
-                            continue;
-                        }
-                        match self.ws.poll_next_unpin(cx) {
-                            Poll::Ready(Some(Ok(msg))) if !matches!(msg, Message::Close(_)) => {
-                                got_frames = true;
-                                self.received(msg, cb);
-                                // A callback's pause_recv stops delivery now.
-                                if self.conn.shared().recv_paused.load(Ordering::Acquire) {
-                                    self.paused = true;
+                        let msg = match self.ws.take_buffered() {
+                            Some(msg) => msg,
+                            None => match self.ws.poll_next_unpin(cx) {
+                                Poll::Ready(Some(Ok(msg))) if !matches!(msg, Message::Close(_)) => {
+                                    msg
+                                }
+                                Poll::Ready(other) => {
+                                    result = Poll::Ready(Event::Received(other));
                                     break;
                                 }
-                            }
-                            Poll::Ready(other) => {
-                                result = Poll::Ready(Event::Received(other));
-                                break;
-                            }
-                            Poll::Pending => break,
+                                Poll::Pending => break,
+                            },
+                        };
+                        got_frames = true;
+                        self.received(msg, cb);
+                        // A callback's pause_recv stops delivery now.
+                        if self.conn.shared().recv_paused.load(Ordering::Acquire) {
+                            self.paused = true;
+                            break;
                         }
                     }
                     if got_frames {

@@ -666,20 +666,7 @@ impl Engine {
     fn write_chunked(&mut self, opcode: OpCode, payload: &Bytes) {
         self.mask_rest();
         let key = self.mask_key();
-        let header = FrameHeader {
-            fin: true,
-            rsv1: false,
-            rsv2: false,
-            rsv3: false,
-            opcode,
-            mask: Some(key),
-            payload_len: payload.len() as u64,
-        };
-        let mut hbuf = [0u8; MAX_HEADER_LEN];
-        let n = header.encode(&mut hbuf);
-        self.produced += (n + payload.len()) as u64;
-        self.out.reserve(n + MASK_CHUNK);
-        self.out.extend_from_slice(&hbuf[..n]);
+        self.queue_header(opcode, true, false, Some(key), payload.len(), MASK_CHUNK);
         extend_masked(&mut self.out, &payload[..MASK_CHUNK], key);
         self.unmasked = Some(Box::new(Unmasked {
             rest: payload.slice(MASK_CHUNK..),
@@ -832,6 +819,25 @@ impl Engine {
             Role::Client => Some(self.mask_key()),
             Role::Server => None,
         };
+        self.queue_header(opcode, fin, rsv1, mask, payload.len(), payload.len());
+        match mask {
+            Some(key) => extend_masked(&mut self.out, payload, key),
+            None => self.out.extend_from_slice(payload),
+        }
+    }
+
+    /// Appends a frame header for a `payload_len`-byte payload to `out`
+    /// and counts the whole frame as produced, with room reserved for the
+    /// `now` payload bytes that follow at once.
+    fn queue_header(
+        &mut self,
+        opcode: OpCode,
+        fin: bool,
+        rsv1: bool,
+        mask: Option<[u8; 4]>,
+        payload_len: usize,
+        now: usize,
+    ) {
         let header = FrameHeader {
             fin,
             rsv1,
@@ -839,17 +845,13 @@ impl Engine {
             rsv3: false,
             opcode,
             mask,
-            payload_len: payload.len() as u64,
+            payload_len: payload_len as u64,
         };
         let mut hbuf = [0u8; MAX_HEADER_LEN];
         let n = header.encode(&mut hbuf);
-        self.produced += (n + payload.len()) as u64;
-        self.out.reserve(n + payload.len());
+        self.produced += (n + payload_len) as u64;
+        self.out.reserve(n + now);
         self.out.extend_from_slice(&hbuf[..n]);
-        match mask {
-            Some(key) => extend_masked(&mut self.out, payload, key),
-            None => self.out.extend_from_slice(payload),
-        }
     }
 
     /// A fresh masking key from the CSPRNG (RFC 6455 section 5.3: keys
