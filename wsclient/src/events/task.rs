@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -218,7 +218,6 @@ async fn run_attempt(
         cb.on_websocket_connect(conn, &response);
         ws
     };
-    let opened = Instant::now();
     let mut session = Session {
         ws,
         settings,
@@ -227,16 +226,23 @@ async fn run_attempt(
         paused: false,
         local_close: false,
         user_close: false,
-        backlog: VecDeque::new(),
         ping_sent: None,
         full_announced: false,
+        ping: None,
+        pong_deadline: None,
+        opened: Instant::now(),
     };
-    let mut end = session.run(cb, rx, pending).await;
-    end.opened_for = Some(opened.elapsed());
-    // Messages not fully written go back to the front of the queue.
-    for m in session.backlog.drain(..).rev() {
-        pending.push_front(m);
-    }
+    session.start(cb, pending);
+    // A poll function over the session's own state rather than an `async`
+    // loop: the loop's locals would be a second copy of what the session
+    // holds, room in every connection's task for its whole life.
+    let result = std::future::poll_fn(|cx| session.poll_run(cx, cb, rx, pending)).await;
+    // Boxed: a cold path whose timer would otherwise be part of every
+    // connection's task for its whole life.
+    let mut end = Box::pin(session.finish(result)).await;
+    end.opened_for = Some(session.opened.elapsed());
+    // Messages not fully written go back to the front of the queue (in
+    // front of those never encoded, which are in `pending` already).
     for (m, _) in session.inflight.drain(..).rev() {
         pending.push_front(m);
     }
@@ -267,21 +273,20 @@ struct Session<'a> {
     paused: bool,
     local_close: bool,
     user_close: bool,
-    /// Messages taken from the channel while the socket's output was too
-    /// full to take them (still counted in the queue's bytes).
-    backlog: VecDeque<Message>,
     ping_sent: Option<Instant>,
     full_announced: bool,
+    /// The heartbeat's ticks (`Settings::ping_interval`).
+    ping: Option<Interval>,
+    /// Set when a ping is sent and cleared by any frame from the peer.
+    pong_deadline: Option<Pin<Box<Sleep>>>,
+    opened: Instant,
 }
 
 impl Session<'_> {
-    async fn run(
-        &mut self,
-        cb: &mut Callbacks,
-        rx: &mut Receiver,
-        pending: &mut VecDeque<Message>,
-    ) -> End {
-        // A full queue found while disconnected is announced now.
+    /// Before the first poll: announces a queue found full while
+    /// disconnected, encodes the messages kept from before, and starts the
+    /// heartbeat.
+    fn start(&mut self, cb: &mut Callbacks, pending: &mut VecDeque<Message>) {
         if self.conn.shared().buffer_full.load(Ordering::Acquire) {
             self.full_announced = true;
             cb.on_buffer_full(self.conn);
@@ -289,108 +294,49 @@ impl Session<'_> {
         while let Some(m) = pending.pop_front() {
             self.queue(m);
         }
-        let mut ping: Option<Interval> = self.settings.ping_interval.map(|d| {
+        self.ping = self.settings.ping_interval.map(|d| {
             let mut i = tokio::time::interval_at(tokio::time::Instant::now() + d, d);
             i.set_missed_tick_behavior(MissedTickBehavior::Delay);
             i
         });
-        let pong_timeout = self.settings.pong_timeout.or(self.settings.ping_interval);
-        let mut pong_deadline: Option<Pin<Box<Sleep>>> = None;
-        // The loop ends with a read error only (every other end returns);
-        // the flush that follows is outside it, so that no `Event` is kept
-        // across that wait (room in every connection's task otherwise).
-        let failed = loop {
-            let event = std::future::poll_fn(|cx| {
-                if self.ws.output_len() > 0 {
-                    if let Poll::Ready(Err(e)) = self.ws.poll_write_buffered(cx) {
-                        return Poll::Ready(Event::WriteFailed(e));
-                    }
-                    // Room again: parked messages move on (and their acks
-                    // drain the queue) without waiting for another event.
-                    if !self.backlog.is_empty() && self.ws.output_len() < WRITE_HIGH {
-                        return Poll::Ready(Event::Progress);
-                    }
-                    // Messages fully written: retire them now (stats, queue
-                    // bytes, on_buffer_drain) rather than at the next event.
-                    if self
-                        .inflight
-                        .front()
-                        .is_some_and(|(_, end)| *end <= self.ws.written_total())
-                    {
-                        return Poll::Ready(Event::Progress);
-                    }
-                }
-                if let Poll::Ready(cmd) = rx.poll_recv(cx) {
-                    return Poll::Ready(Event::Command(cmd));
-                }
-                if let Some(p) = ping.as_mut() {
-                    if p.poll_tick(cx).is_ready() {
-                        return Poll::Ready(Event::PingDue);
-                    }
-                }
-                if let Some(d) = pong_deadline.as_mut() {
-                    if !self.paused && d.as_mut().poll(cx).is_ready() {
-                        return Poll::Ready(Event::PongOverdue);
-                    }
-                }
-                if !self.paused {
-                    // Messages are handed to the callbacks right here, a
-                    // batch at a time, without a round through the loop.
-                    let mut got_frames = false;
-                    let mut result = Poll::Pending;
-                    for _ in 0..RECV_BATCH {
-                        // Short messages already read are taken directly
-                        // (no stream result to move around); everything
-                        // else goes through the stream.
-                        let msg = match self.ws.take_buffered() {
-                            Some(msg) => msg,
-                            None => match self.ws.poll_next_unpin(cx) {
-                                Poll::Ready(Some(Ok(msg))) if !matches!(msg, Message::Close(_)) => {
-                                    msg
-                                }
-                                Poll::Ready(other) => {
-                                    result = Poll::Ready(Event::Received(other));
-                                    break;
-                                }
-                                Poll::Pending => break,
-                            },
-                        };
-                        got_frames = true;
-                        self.received(msg, cb);
-                        // A callback's pause_recv stops delivery now.
-                        if self.conn.shared().recv_paused.load(Ordering::Acquire) {
-                            self.paused = true;
-                            break;
-                        }
-                    }
-                    if got_frames {
-                        self.saw_frames();
-                        pong_deadline = None;
-                        if result.is_pending() {
-                            // Budget spent or paused: come back through the
-                            // loop (commands, timers, writes) before reading on.
-                            return Poll::Ready(Event::Progress);
-                        }
-                    }
-                    return result;
-                }
-                Poll::Pending
-            })
-            .await;
+    }
+
+    /// How long a ping may go unanswered.
+    fn pong_timeout(&self) -> Option<Duration> {
+        self.settings.pong_timeout.or(self.settings.ping_interval)
+    }
+
+    /// Runs the open connection until it ends: `Ok` with how it ended, or
+    /// `Err` with a read error (the caller then tries to flush a close).
+    ///
+    /// `pending` holds the messages taken from the channel while the
+    /// socket's output was too full to take them (still counted in the
+    /// queue's bytes).
+    fn poll_run(
+        &mut self,
+        cx: &mut Context<'_>,
+        cb: &mut Callbacks,
+        rx: &mut Receiver,
+        pending: &mut VecDeque<Message>,
+    ) -> Poll<Result<End, Error>> {
+        loop {
+            let Poll::Ready(event) = self.poll_event(cx, cb, rx, pending) else {
+                return Poll::Pending;
+            };
             self.ack_written(cb);
             while self.ws.output_len() < WRITE_HIGH {
-                let Some(m) = self.backlog.pop_front() else {
+                let Some(m) = pending.pop_front() else {
                     break;
                 };
                 self.queue(m);
             }
             match event {
                 Event::Command(cmd) => {
-                    self.command(cmd, cb);
+                    self.command(cmd, cb, pending);
                     // Take a batch of sends at once: one write for many.
-                    while self.ws.output_len() < WRITE_HIGH && self.backlog.is_empty() {
+                    while self.ws.output_len() < WRITE_HIGH && pending.is_empty() {
                         match rx.try_recv() {
-                            Some(cmd) => self.command(cmd, cb),
+                            Some(cmd) => self.command(cmd, cb, pending),
                             None => break,
                         }
                     }
@@ -398,10 +344,10 @@ impl Session<'_> {
                 Event::Progress => {}
                 Event::Received(Some(Ok(msg))) => {
                     self.saw_frames();
-                    pong_deadline = None;
+                    self.pong_deadline = None;
                     self.received(msg, cb);
                 }
-                Event::Received(Some(Err(e))) => break e,
+                Event::Received(Some(Err(e))) => return Poll::Ready(Err(e)),
                 Event::Received(None) => {
                     let code = self.ws.close_code();
                     *Conn::lock(&self.conn.shared().close_code) = Some(code);
@@ -410,46 +356,122 @@ impl Session<'_> {
                     } else {
                         Outcome::Closed(code)
                     };
-                    return End {
+                    return Poll::Ready(Ok(End {
                         error: None,
                         outcome,
                         opened_for: None,
                         finish: self.user_close,
-                    };
+                    }));
                 }
                 Event::PingDue => {
                     if self.ws.queue(&Message::Ping(Bytes::new())).is_ok() {
                         self.ping_sent = Some(Instant::now());
-                        if pong_deadline.is_none() {
-                            if let Some(t) = pong_timeout {
-                                pong_deadline = Some(Box::pin(tokio::time::sleep(t)));
+                        if self.pong_deadline.is_none() {
+                            if let Some(t) = self.pong_timeout() {
+                                self.pong_deadline = Some(Box::pin(tokio::time::sleep(t)));
                             }
                         }
                     }
                 }
                 Event::PongOverdue => {
                     *Conn::lock(&self.conn.shared().close_code) = Some(CloseCode::ABNORMAL);
-                    return End::failed(Error::PongTimeout {
-                        after: pong_timeout.unwrap_or_default(),
-                    });
+                    return Poll::Ready(Ok(End::failed(Error::PongTimeout {
+                        after: self.pong_timeout().unwrap_or_default(),
+                    })));
                 }
                 Event::WriteFailed(e) => {
                     *Conn::lock(&self.conn.shared().close_code) = Some(CloseCode::ABNORMAL);
-                    return End {
+                    return Poll::Ready(Ok(End {
                         finish: self.user_close,
                         ..End::failed(e)
-                    };
+                    }));
                 }
             }
-        };
-        // Boxed: a cold path whose timer would otherwise be part of every
-        // connection's task for its whole life.
-        Box::pin(self.flush_briefly()).await;
-        *Conn::lock(&self.conn.shared().close_code) = Some(self.ws.close_code());
-        End {
-            finish: self.user_close,
-            ..End::failed(failed)
         }
+    }
+
+    /// Waits for the next thing to do: writes progressing, a command, a
+    /// timer, or received messages (delivered right here, a batch at a
+    /// time).
+    fn poll_event(
+        &mut self,
+        cx: &mut Context<'_>,
+        cb: &mut Callbacks,
+        rx: &mut Receiver,
+        pending: &VecDeque<Message>,
+    ) -> Poll<Event> {
+        if self.ws.output_len() > 0 {
+            if let Poll::Ready(Err(e)) = self.ws.poll_write_buffered(cx) {
+                return Poll::Ready(Event::WriteFailed(e));
+            }
+            // Room again: parked messages move on (and their acks
+            // drain the queue) without waiting for another event.
+            if !pending.is_empty() && self.ws.output_len() < WRITE_HIGH {
+                return Poll::Ready(Event::Progress);
+            }
+            // Messages fully written: retire them now (stats, queue
+            // bytes, on_buffer_drain) rather than at the next event.
+            if self
+                .inflight
+                .front()
+                .is_some_and(|(_, end)| *end <= self.ws.written_total())
+            {
+                return Poll::Ready(Event::Progress);
+            }
+        }
+        if let Poll::Ready(cmd) = rx.poll_recv(cx) {
+            return Poll::Ready(Event::Command(cmd));
+        }
+        if let Some(p) = self.ping.as_mut() {
+            if p.poll_tick(cx).is_ready() {
+                return Poll::Ready(Event::PingDue);
+            }
+        }
+        if let Some(d) = self.pong_deadline.as_mut() {
+            if !self.paused && d.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Event::PongOverdue);
+            }
+        }
+        if !self.paused {
+            // Messages are handed to the callbacks right here, a
+            // batch at a time, without a round through the loop.
+            let mut got_frames = false;
+            let mut result = Poll::Pending;
+            for _ in 0..RECV_BATCH {
+                // Short messages already read are taken directly
+                // (no stream result to move around); everything
+                // else goes through the stream.
+                let msg = match self.ws.take_buffered() {
+                    Some(msg) => msg,
+                    None => match self.ws.poll_next_unpin(cx) {
+                        Poll::Ready(Some(Ok(msg))) if !matches!(msg, Message::Close(_)) => msg,
+                        Poll::Ready(other) => {
+                            result = Poll::Ready(Event::Received(other));
+                            break;
+                        }
+                        Poll::Pending => break,
+                    },
+                };
+                got_frames = true;
+                self.received(msg, cb);
+                // A callback's pause_recv stops delivery now.
+                if self.conn.shared().recv_paused.load(Ordering::Acquire) {
+                    self.paused = true;
+                    break;
+                }
+            }
+            if got_frames {
+                self.saw_frames();
+                self.pong_deadline = None;
+                if result.is_pending() {
+                    // Budget spent or paused: come back through the
+                    // loop (commands, timers, writes) before reading on.
+                    return Poll::Ready(Event::Progress);
+                }
+            }
+            return result;
+        }
+        Poll::Pending
     }
 
     /// Encodes a queued message; one that can no longer be sent on this
@@ -464,18 +486,18 @@ impl Session<'_> {
         }
     }
 
-    fn command(&mut self, cmd: Command, cb: &mut Callbacks) {
+    fn command(&mut self, cmd: Command, cb: &mut Callbacks, pending: &mut VecDeque<Message>) {
         match cmd {
             Command::Send(m) => {
-                if self.ws.output_len() < WRITE_HIGH && self.backlog.is_empty() {
+                if self.ws.output_len() < WRITE_HIGH && pending.is_empty() {
                     self.queue(m);
                 } else {
-                    self.backlog.push_back(m);
+                    pending.push_back(m);
                 }
             }
             Command::Close(frame) => {
                 // Messages sent before the close go out before it.
-                while let Some(m) = self.backlog.pop_front() {
+                while let Some(m) = pending.pop_front() {
                     self.queue(m);
                 }
                 self.user_close = true;
@@ -593,9 +615,19 @@ impl Session<'_> {
         }
     }
 
-    /// Tries to get a queued close frame out before dropping the socket.
-    async fn flush_briefly(&mut self) {
+    /// How the session ended; after a read error, first tries to get a
+    /// queued close frame out before the socket is dropped.
+    async fn finish(&mut self, result: Result<End, Error>) -> End {
+        let failed = match result {
+            Ok(end) => return end,
+            Err(e) => e,
+        };
         let flush = std::future::poll_fn(|cx| self.ws.poll_write_buffered(cx));
         let _ = tokio::time::timeout(Duration::from_secs(1), flush).await;
+        *Conn::lock(&self.conn.shared().close_code) = Some(self.ws.close_code());
+        End {
+            finish: self.user_close,
+            ..End::failed(failed)
+        }
     }
 }
