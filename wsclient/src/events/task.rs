@@ -68,10 +68,6 @@ pub(crate) fn run(
     registration: host::Registration,
 ) -> impl Future<Output = ()> + Send {
     async move {
-        // Listed as live until the task ends (dropped last, after the
-        // finished notification below).
-        let _registration = registration;
-        let shared = conn.shared();
         let mut attempt: u32 = 0;
         // Messages taken from the queue but not yet written, kept for the next
         // connection (or handed back as undelivered).
@@ -80,18 +76,38 @@ pub(crate) fn run(
         while !stop {
             if let Some(f) = &settings.before_connect {
                 f(&mut options);
-                *Conn::lock(&shared.url) = options.url().to_owned();
+                *Conn::lock(&conn.shared().url) = options.url().to_owned();
             }
             conn.set_state(ConnState::Connecting);
             // The attempt's `End` lives in this block only: kept across the
             // reconnect delay, it would be room in every connection's task
             // for its whole life.
             let delay = {
-                let end =
-                    run_attempt(&options, &settings, &mut cb, &conn, &mut rx, &mut pending).await;
-                *Conn::lock(&shared.addrs) = (None, None);
+                // Boxed: the connect future (DNS, TCP race, TLS, handshake)
+                // is several KiB and lives only while connecting; inline, it
+                // would size the connection's task for its whole life.
+                let end = 'attempt: {
+                    let mut session =
+                        match Box::pin(open(&options, &settings, &mut cb, &conn)).await {
+                            Ok(session) => session,
+                            Err(end) => break 'attempt end,
+                        };
+                    session.start(&mut cb, &mut pending);
+                    // A poll function over the session's own state rather
+                    // than an `async` loop, whose locals would be a second
+                    // copy of what the session holds.
+                    let result = std::future::poll_fn(|cx| {
+                        session.poll_run(cx, &mut cb, &mut rx, &mut pending)
+                    })
+                    .await;
+                    // Boxed: a cold path whose timer would otherwise be room
+                    // in every connection's task.
+                    let end = Box::pin(session.finish(result)).await;
+                    session.close(end, &mut pending)
+                };
+                *Conn::lock(&conn.shared().addrs) = (None, None);
                 if let Some(e) = &end.error {
-                    tracing::debug!(conn = shared.id, error = %e, code = e.code(), "connection error");
+                    tracing::debug!(conn = conn.shared().id, error = %e, code = e.code(), "connection error");
                     cb.on_error(&conn, e);
                 }
                 cb.on_close(&conn);
@@ -105,7 +121,7 @@ pub(crate) fn run(
                     attempt = 0;
                 }
                 attempt += 1;
-                let manual = Conn::lock(&shared.reconnect_request).take();
+                let manual = Conn::lock(&conn.shared().reconnect_request).take();
                 if host::is_shutting_down() || end.finish {
                     None
                 } else if let Some(d) = manual {
@@ -114,8 +130,12 @@ pub(crate) fn run(
                     match p.next_delay(&end.outcome, attempt) {
                         Ok(d) => Some(d),
                         Err(why) => {
-                            tracing::info!(conn = shared.id, reason = why, "not reconnecting");
-                            *Conn::lock(&shared.stop_reason) = Some(why.to_owned());
+                            tracing::info!(
+                                conn = conn.shared().id,
+                                reason = why,
+                                "not reconnecting"
+                            );
+                            *Conn::lock(&conn.shared().stop_reason) = Some(why.to_owned());
                             None
                         }
                     }
@@ -134,12 +154,14 @@ pub(crate) fn run(
                 give_back(&mut cb, &conn, lost);
             }
             conn.set_state(ConnState::Reconnecting);
-            shared.reconnects.fetch_add(1, Ordering::AcqRel);
-            tracing::debug!(conn = shared.id, attempt, ?delay, "reconnecting");
+            conn.shared().reconnects.fetch_add(1, Ordering::AcqRel);
+            tracing::debug!(conn = conn.shared().id, attempt, ?delay, "reconnecting");
             cb.on_reconnect(&conn, attempt, delay);
-            stop = !wait_delay(delay, &mut rx, &mut pending).await;
+            // Boxed: kept inline, the delay's timer would take room beside
+            // the session's in every connection's task.
+            stop = !Box::pin(wait_delay(delay, &mut rx, &mut pending)).await;
         }
-        shared.finished.store(true, Ordering::Release);
+        conn.shared().finished.store(true, Ordering::Release);
         conn.set_state(ConnState::Closed);
         // Whatever is still queued can no longer be sent: hand it back.
         let mut lost: Vec<Message> = pending.drain(..).collect();
@@ -149,7 +171,9 @@ pub(crate) fn run(
             }
         }
         give_back(&mut cb, &conn, lost);
-        shared.finished_notify.notify_waiters();
+        conn.shared().finished_notify.notify_waiters();
+        // Listed as live until now, after the finished notification.
+        drop(registration);
     }
 }
 
@@ -189,36 +213,27 @@ async fn wait_delay(delay: Duration, rx: &mut Receiver, pending: &mut VecDeque<M
     }
 }
 
-async fn run_attempt(
+/// Connects (transport, then upgrade, following redirects when enabled)
+/// and fires `on_connect` as each transport is up and
+/// `on_websocket_connect` once upgraded; the session to run, or how the
+/// attempt ended.
+async fn open<'a>(
     options: &ConnectOptions,
-    settings: &Settings,
+    settings: &'a Settings,
     cb: &mut Callbacks,
-    conn: &Conn,
-    rx: &mut Receiver,
-    pending: &mut VecDeque<Message>,
-) -> End {
-    // Transport, then upgrade (following redirects when enabled);
-    // `on_connect` fires as each transport is up, before its upgrade.
-    // Boxed: the connect future (DNS, TCP race, TLS, handshake) is several
-    // KiB and lives only while connecting; inline, it would size the
-    // connection's task for its whole life. The response is dropped in
-    // the block, before the session's long wait.
-    let ws = {
-        let result = Box::pin(options.connect_with(|io| {
+    conn: &'a Conn,
+) -> Result<Session<'a>, End> {
+    let result = options
+        .connect_with(|io| {
             *Conn::lock(&conn.shared().addrs) = (io.peer_addr().ok(), io.local_addr().ok());
             cb.on_connect(conn);
-        }))
+        })
         .await;
-        let (ws, response) = match result {
-            Ok(x) => x,
-            Err(e) => return End::failed(e),
-        };
-        conn.set_state(ConnState::Open);
-        tracing::info!(conn = conn.id(), url = options.url(), "connected");
-        cb.on_websocket_connect(conn, &response);
-        ws
-    };
-    let mut session = Session {
+    let (ws, response) = result.map_err(End::failed)?;
+    conn.set_state(ConnState::Open);
+    tracing::info!(conn = conn.id(), url = options.url(), "connected");
+    cb.on_websocket_connect(conn, &response);
+    Ok(Session {
         ws,
         settings,
         conn,
@@ -231,22 +246,7 @@ async fn run_attempt(
         ping: None,
         pong_deadline: None,
         opened: Instant::now(),
-    };
-    session.start(cb, pending);
-    // A poll function over the session's own state rather than an `async`
-    // loop: the loop's locals would be a second copy of what the session
-    // holds, room in every connection's task for its whole life.
-    let result = std::future::poll_fn(|cx| session.poll_run(cx, cb, rx, pending)).await;
-    // Boxed: a cold path whose timer would otherwise be part of every
-    // connection's task for its whole life.
-    let mut end = Box::pin(session.finish(result)).await;
-    end.opened_for = Some(session.opened.elapsed());
-    // Messages not fully written go back to the front of the queue (in
-    // front of those never encoded, which are in `pending` already).
-    for (m, _) in session.inflight.drain(..).rev() {
-        pending.push_front(m);
-    }
-    end
+    })
 }
 
 /// Messages handed to callbacks per wake-up before commands, timers and
@@ -629,5 +629,16 @@ impl Session<'_> {
             finish: self.user_close,
             ..End::failed(failed)
         }
+    }
+
+    /// Ends the session: notes how long it was open, and puts the messages
+    /// not fully written back in front of the queue (in front of those
+    /// never encoded, which are in `pending` already).
+    fn close(mut self, mut end: End, pending: &mut VecDeque<Message>) -> End {
+        end.opened_for = Some(self.opened.elapsed());
+        for (m, _) in self.inflight.drain(..).rev() {
+            pending.push_front(m);
+        }
+        end
     }
 }
