@@ -48,18 +48,40 @@ pub struct ConnectOptions {
     /// `None`: the defaults (no extra headers, subprotocols or
     /// extensions), kept out of line like `tls`.
     request: Option<Box<RequestOptions>>,
-    invalid_header: Option<String>,
-    tcp: TcpOptions,
     /// `None`: the defaults (most connections), kept out of line so that
     /// every connection's options (held for reconnects) stay small.
     tls: Option<Box<TlsOptions>>,
-    proxy: ProxyConfig,
-    proxy_timeout: Duration,
+    /// `None`: the defaults, kept out of line like `tls`.
+    rare: Option<Box<RareOptions>>,
     handshake_timeout: Duration,
-    max_redirects: u32,
-    max_response_head: usize,
     config: Config,
     socket: SocketConfig,
+}
+
+/// The options most connections leave at their defaults: TCP details,
+/// proxy, redirects, the response size limit, and a header that could not
+/// be added.
+#[derive(Clone, Debug)]
+struct RareOptions {
+    tcp: TcpOptions,
+    proxy: ProxyConfig,
+    proxy_timeout: Duration,
+    max_redirects: u32,
+    max_response_head: usize,
+    invalid_header: Option<String>,
+}
+
+impl Default for RareOptions {
+    fn default() -> Self {
+        RareOptions {
+            tcp: TcpOptions::default(),
+            proxy: ProxyConfig::Direct,
+            proxy_timeout: Duration::from_secs(10),
+            max_redirects: 0,
+            max_response_head: handshake::DEFAULT_MAX_RESPONSE_HEAD,
+            invalid_header: None,
+        }
+    }
 }
 
 impl std::fmt::Debug for ConnectOptions {
@@ -79,14 +101,14 @@ impl std::fmt::Debug for ConnectOptions {
         f.debug_struct("ConnectOptions")
             .field("url", &url)
             .field("request", self.request())
-            .field("invalid_header", &self.invalid_header)
-            .field("tcp", &self.tcp)
+            .field("invalid_header", &self.rare().invalid_header)
+            .field("tcp", &self.rare().tcp)
             .field("tls", self.tls_options())
-            .field("proxy", &self.proxy)
-            .field("proxy_timeout", &self.proxy_timeout)
+            .field("proxy", &self.rare().proxy)
+            .field("proxy_timeout", &self.rare().proxy_timeout)
             .field("handshake_timeout", &self.handshake_timeout)
-            .field("max_redirects", &self.max_redirects)
-            .field("max_response_head", &self.max_response_head)
+            .field("max_redirects", &self.rare().max_redirects)
+            .field("max_response_head", &self.rare().max_response_head)
             .field("config", &self.config)
             .field("socket", &self.socket)
             .finish()
@@ -99,14 +121,9 @@ impl ConnectOptions {
         ConnectOptions {
             url: url.into(),
             request: None,
-            invalid_header: None,
-            tcp: TcpOptions::default(),
             tls: None,
-            proxy: ProxyConfig::Direct,
-            proxy_timeout: Duration::from_secs(10),
+            rare: None,
             handshake_timeout: Duration::from_secs(10),
-            max_redirects: 0,
-            max_response_head: handshake::DEFAULT_MAX_RESPONSE_HEAD,
             config: Config::default(),
             socket: SocketConfig::default(),
         }
@@ -140,7 +157,9 @@ impl ConnectOptions {
                 self.request_mut().headers.append(n, v);
             }
             Err(_) => {
-                self.invalid_header.get_or_insert_with(|| name.to_owned());
+                self.rare_mut()
+                    .invalid_header
+                    .get_or_insert_with(|| name.to_owned());
             }
         }
     }
@@ -223,21 +242,21 @@ impl ConnectOptions {
     /// The largest handshake response head accepted (default 16 KiB).
     #[must_use]
     pub fn max_response_head(mut self, n: usize) -> Self {
-        self.max_response_head = n;
+        self.rare_mut().max_response_head = n;
         self
     }
 
     /// Limit on DNS resolution (default 10 s).
     #[must_use]
     pub fn dns_timeout(mut self, t: Duration) -> Self {
-        self.tcp.dns_timeout = t;
+        self.rare_mut().tcp.dns_timeout = t;
         self
     }
 
     /// Limit on the TCP connect (default 10 s).
     #[must_use]
     pub fn connect_timeout(mut self, t: Duration) -> Self {
-        self.tcp.connect_timeout = t;
+        self.rare_mut().tcp.connect_timeout = t;
         self
     }
 
@@ -258,7 +277,7 @@ impl ConnectOptions {
     /// Binds this local address before connecting (Workerman's `bindto`).
     #[must_use]
     pub fn local_addr(mut self, addr: IpAddr) -> Self {
-        self.tcp.local_addr = Some(addr);
+        self.rare_mut().tcp.local_addr = Some(addr);
         self
     }
 
@@ -282,6 +301,17 @@ impl ConnectOptions {
 
     fn tls_mut(&mut self) -> &mut TlsOptions {
         self.tls.get_or_insert_with(Box::default)
+    }
+
+    /// The less used options in effect.
+    fn rare(&self) -> &RareOptions {
+        static DEFAULT: std::sync::LazyLock<RareOptions> =
+            std::sync::LazyLock::new(RareOptions::default);
+        self.rare.as_deref().unwrap_or(&DEFAULT)
+    }
+
+    fn rare_mut(&mut self) -> &mut RareOptions {
+        self.rare.get_or_insert_with(Box::default)
     }
 
     /// TLS settings for `wss://`.
@@ -326,7 +356,7 @@ impl ConnectOptions {
     /// `wss://` runs TLS end to end through the tunnel.
     #[must_use]
     pub fn proxy(mut self, url: &str) -> Self {
-        self.proxy = ProxyConfig::Url(url.to_owned());
+        self.rare_mut().proxy = ProxyConfig::Url(url.to_owned());
         self
     }
 
@@ -337,28 +367,28 @@ impl ConnectOptions {
     /// read.
     #[must_use]
     pub fn proxy_from_env(mut self) -> Self {
-        self.proxy = ProxyConfig::Env;
+        self.rare_mut().proxy = ProxyConfig::Env;
         self
     }
 
     /// Connects directly, without any proxy (the default).
     #[must_use]
     pub fn no_proxy(mut self) -> Self {
-        self.proxy = ProxyConfig::Direct;
+        self.rare_mut().proxy = ProxyConfig::Direct;
         self
     }
 
     /// The proxy setting.
     #[must_use]
     pub fn proxy_config(&self) -> &ProxyConfig {
-        &self.proxy
+        &self.rare().proxy
     }
 
     /// Limit on the negotiation with the proxy, once connected to it
     /// (default 10 s).
     #[must_use]
     pub fn proxy_timeout(mut self, t: Duration) -> Self {
-        self.proxy_timeout = t;
+        self.rare_mut().proxy_timeout = t;
         self
     }
 
@@ -372,7 +402,7 @@ impl ConnectOptions {
     /// origin.
     #[must_use]
     pub fn max_redirects(mut self, n: u32) -> Self {
-        self.max_redirects = n;
+        self.rare_mut().max_redirects = n;
         self
     }
 
@@ -382,10 +412,14 @@ impl ConnectOptions {
     /// [`proxy::connect_through`]).
     #[must_use]
     pub fn resolve(mut self, host: &str, addrs: &[IpAddr]) -> Self {
-        self.tcp
+        self.rare_mut()
+            .tcp
             .resolve
             .retain(|(h, _)| !h.eq_ignore_ascii_case(host));
-        self.tcp.resolve.push((host.to_owned(), addrs.to_vec()));
+        self.rare_mut()
+            .tcp
+            .resolve
+            .push((host.to_owned(), addrs.to_vec()));
         self
     }
 
@@ -409,7 +443,7 @@ impl ConnectOptions {
     }
 
     fn check_headers(&self) -> Result<(), Error> {
-        match &self.invalid_header {
+        match &self.rare().invalid_header {
             Some(name) => Err(HandshakeError::InvalidHeader { name: name.clone() }.into()),
             None => Ok(()),
         }
@@ -428,10 +462,11 @@ impl ConnectOptions {
 
     async fn transport_to(&self, target: &Target) -> Result<MaybeTlsStream, Error> {
         let via = self
+            .rare()
             .proxy
             .proxy_for(target.tls, &target.host, target.port)?;
         let tcp = match via {
-            None => tcp::connect(&target.host, target.port, &self.tcp).await?,
+            None => tcp::connect(&target.host, target.port, &self.rare().tcp).await?,
             // socks5:// resolves here and tries every address; the others
             // let the proxy resolve.
             Some(proxy) => {
@@ -439,8 +474,8 @@ impl ConnectOptions {
                     &proxy,
                     &target.host,
                     target.port,
-                    &self.tcp,
-                    self.proxy_timeout,
+                    &self.rare().tcp,
+                    self.rare().proxy_timeout,
                 )
                 .await?
             }
@@ -531,7 +566,7 @@ impl ConnectOptions {
             io.flush().await.map_err(transport_error)?;
             let mut buf = BytesMut::with_capacity(1024);
             let (response, head_len) = loop {
-                if let Some(done) = hs::parse_response(&buf, self.max_response_head)? {
+                if let Some(done) = hs::parse_response(&buf, self.rare().max_response_head)? {
                     break done;
                 }
                 if buf.len() == buf.capacity() {
@@ -602,7 +637,7 @@ impl ConnectOptions {
             on_transport(&io);
             let rejected = match self.handshake_at(io, &target, &request).await {
                 Err(Error::Handshake(HandshakeError::Rejected(r)))
-                    if redirects < self.max_redirects && is_redirect(r.status()) =>
+                    if redirects < self.rare().max_redirects && is_redirect(r.status()) =>
                 {
                     r
                 }
