@@ -127,7 +127,7 @@ pub(crate) struct Shared {
     pub buffer_full: AtomicBool,
     /// Set by `pause_recv` at once (the command only wakes the task).
     pub recv_paused: AtomicBool,
-    pub started: Instant,
+    /// When a frame last arrived, in ms since [`epoch`] (0: never).
     pub last_frame_ms: AtomicU64,
     pub rtt_us: AtomicU64,
     pub reconnects: AtomicU32,
@@ -136,13 +136,21 @@ pub(crate) struct Shared {
     pub bytes_in: AtomicU64,
     pub bytes_out: AtomicU64,
     pub addrs: Mutex<(Option<SocketAddr>, Option<SocketAddr>)>,
-    pub close_frame: Mutex<Option<CloseFrame>>,
+    /// Boxed: set only once a server has closed.
+    pub close_frame: Mutex<Option<Box<CloseFrame>>>,
     pub close_code: Mutex<Option<CloseCode>>,
-    pub stop_reason: Mutex<Option<String>>,
+    pub stop_reason: Mutex<Option<&'static str>>,
     /// A reconnect asked for by the user, taken by the task.
     pub reconnect_request: Mutex<Option<Duration>>,
     pub finished: AtomicBool,
     pub finished_notify: Notify,
+}
+
+/// The instant the frame times in [`Shared::last_frame_ms`] count from:
+/// one for the process, rather than one in every connection's state.
+pub(crate) fn epoch() -> Instant {
+    static EPOCH: std::sync::LazyLock<Instant> = std::sync::LazyLock::new(Instant::now);
+    *EPOCH
 }
 
 impl Shared {
@@ -157,7 +165,6 @@ impl Shared {
             state: AtomicU8::default(),
             buffer_full: AtomicBool::default(),
             recv_paused: AtomicBool::default(),
-            started: Instant::now(),
             last_frame_ms: AtomicU64::default(),
             rtt_us: AtomicU64::default(),
             reconnects: AtomicU32::default(),
@@ -337,7 +344,7 @@ impl Conn {
     /// The close frame the server sent last, if any.
     #[must_use]
     pub fn close_frame(&self) -> Option<CloseFrame> {
-        lock(&self.shared.close_frame).clone()
+        lock(&self.shared.close_frame).as_deref().cloned()
     }
 
     /// The close code the last connection ended with (1006 when it was
@@ -350,7 +357,7 @@ impl Conn {
     /// Why reconnecting stopped, once it has.
     #[must_use]
     pub fn stop_reason(&self) -> Option<String> {
-        lock(&self.shared.stop_reason).clone()
+        (*lock(&self.shared.stop_reason)).map(str::to_owned)
     }
 
     /// Health figures.
@@ -363,7 +370,7 @@ impl Conn {
         Stats {
             rtt: (rtt > 0).then(|| Duration::from_micros(rtt)),
             since_last_frame: (last > 0).then(|| {
-                s.started
+                epoch()
                     .elapsed()
                     .saturating_sub(Duration::from_millis(last))
             }),

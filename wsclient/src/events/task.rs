@@ -135,7 +135,7 @@ pub(crate) fn run(
                                 reason = why,
                                 "not reconnecting"
                             );
-                            *Conn::lock(&conn.shared().stop_reason) = Some(why.to_owned());
+                            *Conn::lock(&conn.shared().stop_reason) = Some(why);
                             None
                         }
                     }
@@ -540,7 +540,7 @@ impl Session<'_> {
     fn saw_frames(&self) {
         let s = self.conn.shared();
         s.last_frame_ms.store(
-            s.started.elapsed().as_millis().max(1) as u64,
+            super::conn::epoch().elapsed().as_millis().max(1) as u64,
             Ordering::Release,
         );
     }
@@ -574,7 +574,7 @@ impl Session<'_> {
                 cb.on_pong(self.conn, p);
             }
             Message::Close(frame) => {
-                *Conn::lock(&s.close_frame) = frame;
+                *Conn::lock(&s.close_frame) = frame.map(Box::new);
                 self.conn.set_state(ConnState::Closing);
             }
         }
