@@ -24,8 +24,6 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 pub(crate) struct Settings {
     pub ping_interval: Option<Duration>,
     pub pong_timeout: Option<Duration>,
-    pub send_type: SendType,
-    pub max_send_buffer: usize,
     pub keep_queue_while_disconnected: bool,
     /// Boxed: most connections set none, and every connection keeps its
     /// settings for its whole life.
@@ -43,6 +41,9 @@ pub struct Client {
     options: ConnectOptions,
     settings: Settings,
     callbacks: Callbacks,
+    /// Given to the connection's shared state (not kept in its task).
+    send_type: SendType,
+    max_send_buffer: usize,
 }
 
 impl std::fmt::Debug for Client {
@@ -74,13 +75,13 @@ impl Client {
             settings: Settings {
                 ping_interval: None,
                 pong_timeout: None,
-                send_type: SendType::Text,
-                max_send_buffer: 16 << 20,
                 keep_queue_while_disconnected: true,
                 reconnect: None,
                 before_connect: None,
             },
             callbacks: Callbacks::default(),
+            send_type: SendType::Text,
+            max_send_buffer: 16 << 20,
         })
     }
 
@@ -115,7 +116,7 @@ impl Client {
     /// The frame type of [`Conn::send`] for strings (the seed's
     /// `websocketType`).
     pub fn send_type(&mut self, t: SendType) -> &mut Self {
-        self.settings.send_type = t;
+        self.send_type = t;
         self
     }
 
@@ -135,7 +136,7 @@ impl Client {
     /// `send` returns the message with [`super::SendFailure::BufferFull`]
     /// and `on_buffer_full` fires.
     pub fn max_send_buffer(&mut self, bytes: usize) -> &mut Self {
-        self.settings.max_send_buffer = bytes;
+        self.max_send_buffer = bytes;
         self
     }
 
@@ -256,8 +257,8 @@ impl Client {
         let shared = Arc::new(Shared::new(
             NEXT_ID.fetch_add(1, Ordering::Relaxed),
             self.options.url().to_owned(),
-            self.settings.send_type,
-            self.settings.max_send_buffer,
+            self.send_type,
+            self.max_send_buffer,
         ));
         let rx = Receiver::new(shared.clone());
         let conn = Conn { shared };

@@ -10,11 +10,11 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt as _;
-use tokio::time::{Interval, MissedTickBehavior, Sleep};
+use tokio::time::Sleep;
 
 use super::client::Settings;
 use super::conn::{Command, Conn, ConnState};
@@ -177,6 +177,12 @@ pub(crate) fn run(
     }
 }
 
+/// Microseconds since the process's [`epoch`](super::conn::epoch): the
+/// connection's times in 8 bytes each rather than an `Instant`'s 16.
+fn now_us() -> u64 {
+    super::conn::epoch().elapsed().as_micros() as u64
+}
+
 /// Adds to a counter that only this task writes (the message and byte
 /// counts): a load and a store, not a locked read-modify-write, since no
 /// other thread can race the update (handles only read them).
@@ -241,11 +247,11 @@ async fn open<'a>(
         paused: false,
         local_close: false,
         user_close: false,
-        ping_sent: None,
+        ping_sent: 0,
         full_announced: false,
         ping: None,
         pong_deadline: None,
-        opened: Instant::now(),
+        opened: now_us(),
     })
 }
 
@@ -273,13 +279,17 @@ struct Session<'a> {
     paused: bool,
     local_close: bool,
     user_close: bool,
-    ping_sent: Option<Instant>,
+    /// When the last unanswered ping was sent, in µs since the epoch
+    /// (0: none).
+    ping_sent: u64,
     full_announced: bool,
-    /// The heartbeat's ticks (`Settings::ping_interval`).
-    ping: Option<Interval>,
+    /// The heartbeat's next tick (`Settings::ping_interval`); a timer
+    /// rather than an `Interval`, which would carry a copy of the period.
+    ping: Option<Pin<Box<Sleep>>>,
     /// Set when a ping is sent and cleared by any frame from the peer.
     pong_deadline: Option<Pin<Box<Sleep>>>,
-    opened: Instant,
+    /// When the connection opened, in µs since the epoch.
+    opened: u64,
 }
 
 impl Session<'_> {
@@ -294,11 +304,10 @@ impl Session<'_> {
         while let Some(m) = pending.pop_front() {
             self.queue(m);
         }
-        self.ping = self.settings.ping_interval.map(|d| {
-            let mut i = tokio::time::interval_at(tokio::time::Instant::now() + d, d);
-            i.set_missed_tick_behavior(MissedTickBehavior::Delay);
-            i
-        });
+        self.ping = self
+            .settings
+            .ping_interval
+            .map(|d| Box::pin(tokio::time::sleep(d)));
     }
 
     /// How long a ping may go unanswered.
@@ -365,7 +374,7 @@ impl Session<'_> {
                 }
                 Event::PingDue => {
                     if self.ws.queue(&Message::Ping(Bytes::new())).is_ok() {
-                        self.ping_sent = Some(Instant::now());
+                        self.ping_sent = now_us();
                         if self.pong_deadline.is_none() {
                             if let Some(t) = self.pong_timeout() {
                                 self.pong_deadline = Some(Box::pin(tokio::time::sleep(t)));
@@ -423,7 +432,14 @@ impl Session<'_> {
             return Poll::Ready(Event::Command(cmd));
         }
         if let Some(p) = self.ping.as_mut() {
-            if p.poll_tick(cx).is_ready() {
+            if p.as_mut().poll(cx).is_ready() {
+                // The next tick one period after this one, or after now when
+                // this one was late (a missed tick is not made up for).
+                let period = self.settings.ping_interval.unwrap_or_default();
+                let now = tokio::time::Instant::now();
+                let next = p.deadline() + period;
+                p.as_mut()
+                    .reset(if next > now { next } else { now + period });
                 return Poll::Ready(Event::PingDue);
             }
         }
@@ -555,8 +571,9 @@ impl Session<'_> {
             }
             Message::Ping(p) => cb.on_ping(self.conn, p),
             Message::Pong(p) => {
-                if let Some(sent) = self.ping_sent.take() {
-                    let rtt = sent.elapsed().as_micros().max(1) as u64;
+                let sent = std::mem::take(&mut self.ping_sent);
+                if sent > 0 {
+                    let rtt = now_us().saturating_sub(sent).max(1);
                     s.rtt_us.store(rtt, Ordering::Release);
                     let stats = self.conn.stats();
                     tracing::debug!(
@@ -635,7 +652,7 @@ impl Session<'_> {
     /// not fully written back in front of the queue (in front of those
     /// never encoded, which are in `pending` already).
     fn close(mut self, mut end: End, pending: &mut VecDeque<Message>) -> End {
-        end.opened_for = Some(self.opened.elapsed());
+        end.opened_for = Some(Duration::from_micros(now_us().saturating_sub(self.opened)));
         for (m, _) in self.inflight.drain(..).rev() {
             pending.push_front(m);
         }

@@ -621,6 +621,9 @@ pub struct PerMessageDeflate {
     stream_ended: bool,
     /// Compressed bytes received of the current message.
     message_bytes: usize,
+    /// A reused buffer for compressed payloads on their way out (here, not
+    /// in the engine: connections without compression do not carry it).
+    scratch: Vec<u8>,
 }
 
 impl std::fmt::Debug for PerMessageDeflate {
@@ -664,6 +667,23 @@ impl PerMessageDeflate {
             decompressor: None,
             stream_ended: false,
             message_bytes: 0,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// The reusable output buffer, empty; hand it back with
+    /// [`PerMessageDeflate::keep_scratch`].
+    pub(crate) fn take_scratch(&mut self) -> Vec<u8> {
+        let mut buf = std::mem::take(&mut self.scratch);
+        buf.clear();
+        buf
+    }
+
+    /// Keeps a small output buffer for the next message; a large one is
+    /// given back.
+    pub(crate) fn keep_scratch(&mut self, buf: Vec<u8>) {
+        if buf.capacity() <= 64 << 10 {
+            self.scratch = buf;
         }
     }
 

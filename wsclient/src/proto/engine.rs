@@ -107,7 +107,8 @@ pub struct Engine {
     config: Config,
     state: State,
     incoming: Option<Incoming>,
-    fragmented: Option<Fragmented>,
+    /// Boxed: most messages come whole, in one frame.
+    fragmented: Option<Box<Fragmented>>,
     /// UTF-8 state of the text message being received.
     utf8: Utf8Validator,
     /// Opcode of the message being sent in fragments, if any.
@@ -127,13 +128,11 @@ pub struct Engine {
     deflate: Option<Box<PerMessageDeflate>>,
     /// The fragmented message being sent is compressed.
     sending_compressed: bool,
-    /// Reused buffer for compressed payloads on their way to `out`.
-    scratch: Vec<u8>,
     /// Masking keys drawn from the CSPRNG a batch at a time (one call to
     /// the thread's generator per [`KEY_BATCH`] frames); `next_key` indexes
     /// the next unused one.
     keys: [[u8; 4]; KEY_BATCH],
-    next_key: usize,
+    next_key: u8,
 }
 
 /// What the close handshake and a failure leave behind.
@@ -181,9 +180,8 @@ impl Engine {
             unmasked: None,
             deflate: None,
             sending_compressed: false,
-            scratch: Vec::new(),
             keys: [[0; 4]; KEY_BATCH],
-            next_key: KEY_BATCH,
+            next_key: KEY_BATCH as u8,
         }
     }
 
@@ -525,11 +523,11 @@ impl Engine {
                     return Ok(Some(self.finish_message(h.opcode, payload)?));
                 }
                 if h.opcode != OpCode::Continuation {
-                    self.fragmented = Some(Fragmented {
+                    self.fragmented = Some(Box::new(Fragmented {
                         opcode: h.opcode,
                         buf: payload,
                         compressed: false,
-                    });
+                    }));
                     return Ok(None);
                 }
                 let Some(frag) = self.fragmented.as_mut() else {
@@ -559,9 +557,10 @@ impl Engine {
         h: FrameHeader,
         payload: &[u8],
     ) -> Result<Option<Message>, ProtocolError> {
-        let (opcode, mut buf) = match self.fragmented.take() {
-            Some(f) => (f.opcode, f.buf),
-            None => (h.opcode, BytesMut::new()),
+        // The box of a message in progress is kept for its next frame.
+        let (opcode, mut buf, mut kept) = match self.fragmented.take() {
+            Some(mut f) => (f.opcode, std::mem::take(&mut f.buf), Some(f)),
+            None => (h.opcode, BytesMut::new(), None),
         };
         let Some(deflate) = self.deflate.as_mut() else {
             return Err(ProtocolError::ReservedBits);
@@ -576,11 +575,16 @@ impl Engine {
         if h.fin {
             return Ok(Some(self.finish_message(opcode, buf)?));
         }
-        self.fragmented = Some(Fragmented {
+        let frag = Fragmented {
             opcode,
             buf,
             compressed: true,
-        });
+        };
+        match kept.as_mut() {
+            Some(f) => **f = frag,
+            None => kept = Some(Box::new(frag)),
+        }
+        self.fragmented = kept;
         Ok(None)
     }
 
@@ -705,15 +709,14 @@ impl Engine {
     /// Compresses `payload` (a message or a fragment of one) and queues it;
     /// RSV1 goes on the message's first frame only.
     fn write_compressed(&mut self, opcode: OpCode, fin: bool, payload: &[u8]) {
-        let mut buf = std::mem::take(&mut self.scratch);
-        buf.clear();
+        let mut buf = Vec::new();
         if let Some(d) = self.deflate.as_mut() {
+            buf = d.take_scratch();
             d.compress(payload, fin, &mut buf);
         }
         self.write_frame_rsv1(opcode, fin, opcode != OpCode::Continuation, &buf);
-        if buf.capacity() <= 64 << 10 {
-            // Keep a small buffer; give a large one back.
-            self.scratch = buf;
+        if let Some(d) = self.deflate.as_mut() {
+            d.keep_scratch(buf);
         }
     }
 
@@ -858,7 +861,7 @@ impl Engine {
     /// must be unpredictable), taken from a batch so that small frames do
     /// not pay a call to the generator each.
     fn mask_key(&mut self) -> [u8; 4] {
-        if self.next_key >= KEY_BATCH {
+        if usize::from(self.next_key) >= KEY_BATCH {
             let mut batch = [0u8; 4 * KEY_BATCH];
             rand::Rng::fill(&mut rand::rng(), &mut batch[..]);
             for (key, bytes) in self.keys.iter_mut().zip(batch.chunks_exact(4)) {
@@ -866,9 +869,10 @@ impl Engine {
             }
             self.next_key = 0;
         }
-        let key = self.keys[self.next_key];
+        let i = usize::from(self.next_key) % KEY_BATCH;
+        let key = self.keys[i];
         // A key is used once: wipe it as it is handed out.
-        self.keys[self.next_key] = [0; 4];
+        self.keys[i] = [0; 4];
         self.next_key += 1;
         key
     }
