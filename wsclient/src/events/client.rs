@@ -254,6 +254,13 @@ impl Client {
     /// Inside a tokio runtime the connection runs on it; elsewhere it runs
     /// on the process's host runtime, which [`crate::run_all`] waits on.
     pub fn connect(self) -> Conn {
+        let (conn, task) = self.into_task();
+        host::spawn(task);
+        conn
+    }
+
+    /// The handle and the connection's task, not yet spawned.
+    fn into_task(self) -> (Conn, impl std::future::Future<Output = ()> + Send) {
         let shared = Arc::new(Shared::new(
             NEXT_ID.fetch_add(1, Ordering::Relaxed),
             self.options.url().to_owned(),
@@ -263,14 +270,33 @@ impl Client {
         let rx = Receiver::new(shared.clone());
         let conn = Conn { shared };
         let registration = host::Registration::new(&conn);
-        host::spawn(task::run(
+        let task = task::run(
             self.options,
             self.settings,
             self.callbacks,
             conn.clone(),
             rx,
             registration,
-        ));
-        conn
+        );
+        (conn, task)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every idle connection holds its task for its whole life, in a tokio
+    /// cell aligned to 128 bytes (header 32 + 24 + future + trailer 48): a
+    /// future of at most 792 bytes keeps the cell at 896 (the idle-memory
+    /// budget of the README's benchmark). A new field across the task's
+    /// long wait shows up here first.
+    #[test]
+    fn the_connection_task_fits_its_memory_budget() {
+        let (_conn, task) = Client::new("ws://127.0.0.1:9/")
+            .expect("a valid URL")
+            .into_task();
+        let size = std::mem::size_of_val(&task);
+        assert!(size <= 792, "the connection task's future is {size} bytes");
     }
 }
