@@ -435,7 +435,7 @@ impl ConnectOptions {
     /// # Errors
     /// [`Error::Url`] for an unusable URL.
     pub fn target(&self) -> Result<Target, Error> {
-        Ok(Target::from_url(&self.parsed_url()?)?)
+        Ok(Target::parse(&self.url)?)
     }
 
     fn parsed_url(&self) -> Result<url::Url, Error> {
@@ -544,10 +544,14 @@ impl ConnectOptions {
         S: AsyncRead + AsyncWrite + Unpin,
     {
         self.check_headers()?;
-        let url = self.parsed_url()?;
-        let target = Target::from_url(&url)?;
-        self.handshake_at(io, &target, &self.request_for(&url, true))
-            .await
+        let (target, request) = match Target::from_plain(&self.url) {
+            Some(t) => (t, Cow::Borrowed(self.request())),
+            None => {
+                let url = self.parsed_url()?;
+                (Target::from_url(&url)?, self.request_for(&url, true))
+            }
+        };
+        self.handshake_at(io, &target, &request).await
     }
 
     async fn handshake_at<S>(
@@ -627,12 +631,28 @@ impl ConnectOptions {
         F: FnMut(&MaybeTlsStream),
     {
         self.check_headers()?;
-        let first = self.parsed_url()?;
-        let mut url = first.clone();
+        // A plain URL (most are) is read without the WHATWG parser, and has
+        // no credentials to add; `url` is the parsed URL of the attempt,
+        // when it was parsed.
+        let mut url: Option<url::Url> = None;
+        let mut target = match Target::from_plain(&self.url) {
+            Some(t) => t,
+            None => {
+                let parsed = self.parsed_url()?;
+                let t = Target::from_url(&parsed)?;
+                url = Some(parsed);
+                t
+            }
+        };
         let mut redirects = 0;
         loop {
-            let target = Target::from_url(&url)?;
-            let request = self.request_for(&url, first.origin() == url.origin());
+            let request = match &url {
+                None => Cow::Borrowed(self.request()),
+                Some(u) => {
+                    let same_origin = redirects == 0 || self.parsed_url()?.origin() == u.origin();
+                    self.request_for(u, same_origin)
+                }
+            };
             let io = self.transport_to(&target).await?;
             on_transport(&io);
             let rejected = match self.handshake_at(io, &target, &request).await {
@@ -643,7 +663,11 @@ impl ConnectOptions {
                 }
                 other => return other,
             };
-            let Some(next) = redirect_location(&url, &rejected) else {
+            let url_now = match url.take() {
+                Some(u) => u,
+                None => self.parsed_url()?,
+            };
+            let Some(next) = redirect_location(&url_now, &rejected) else {
                 return Err(HandshakeError::Rejected(rejected).into());
             };
             if target.tls && matches!(next.scheme(), "ws" | "http") {
@@ -654,12 +678,13 @@ impl ConnectOptions {
                 .into());
             }
             tracing::debug!(
-                from = %without_credentials(&url),
+                from = %without_credentials(&url_now),
                 to = %without_credentials(&next),
                 status = %rejected.status(),
                 "following redirect"
             );
-            url = next;
+            target = Target::from_url(&next)?;
+            url = Some(next);
             redirects += 1;
         }
     }

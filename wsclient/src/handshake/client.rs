@@ -78,6 +78,56 @@ impl Target {
         })
     }
 
+    /// The target of a URL in the plain form most URLs have
+    /// (`ws[s]://host[:port][/path][?query]`, a lower-case ASCII host name
+    /// or a dotted IPv4 address, no credentials, no dot segments, nothing
+    /// to escape), read without the full WHATWG parser; `None` for anything
+    /// else, left to [`Target::from_url`]. It accepts only input that the
+    /// `url` crate keeps as it is, so both give the same target (a property
+    /// test compares them).
+    #[must_use]
+    pub fn from_plain(url: &str) -> Option<Target> {
+        let (tls, rest) = if let Some(r) = url.strip_prefix("ws://") {
+            (false, r)
+        } else {
+            (true, url.strip_prefix("wss://")?)
+        };
+        let end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let (authority, resource) = rest.split_at(end);
+        let (host, port) = match authority.split_once(':') {
+            Some((h, p)) => (h, plain_port(p)?),
+            None => (authority, if tls { 443 } else { 80 }),
+        };
+        if !plain_host(host) || !plain_resource(resource) {
+            return None;
+        }
+        let resource = if resource.is_empty() || resource.starts_with('?') {
+            format!("/{resource}")
+        } else {
+            resource.to_owned()
+        };
+        Some(Target {
+            host: host.to_owned(),
+            port,
+            tls,
+            resource,
+        })
+    }
+
+    /// The target of a `ws://` or `wss://` URL given as text: the plain
+    /// form directly ([`Target::from_plain`]), any other through the
+    /// WHATWG parser.
+    ///
+    /// # Errors
+    /// [`UrlError`] for an unparsable URL, another scheme, a missing host or
+    /// a fragment.
+    pub fn parse(url: &str) -> Result<Target, UrlError> {
+        match Target::from_plain(url) {
+            Some(t) => Ok(t),
+            None => Target::from_url(&url::Url::parse(url)?),
+        }
+    }
+
     /// The `Host` header value: the host (IPv6 in brackets), with the port
     /// when it is not the scheme's default.
     #[must_use]
@@ -93,6 +143,63 @@ impl Target {
         }
         s
     }
+}
+
+/// A port of 1 to 5 digits.
+fn plain_port(p: &str) -> Option<u16> {
+    if p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    p.parse().ok()
+}
+
+/// A host the WHATWG parser keeps as it is: lower-case ASCII labels of
+/// letters, digits and inner hyphens (no `xn--` or other `??--` label,
+/// which IDNA would look into), or four canonical decimal IPv4 parts (a
+/// host whose last label is a number is parsed as IPv4, shorthand and
+/// octal included).
+fn plain_host(host: &str) -> bool {
+    let Some(last) = host.rsplit('.').next() else {
+        return false;
+    };
+    if !last.is_empty() && last.bytes().all(|b| b.is_ascii_digit()) {
+        return host.split('.').count() == 4
+            && host.split('.').all(|p| {
+                !p.is_empty()
+                    && p.len() <= 3
+                    && p.bytes().all(|b| b.is_ascii_digit())
+                    && (p.len() == 1 || !p.starts_with('0'))
+                    && p.parse::<u8>().is_ok()
+            });
+    }
+    if last.starts_with("0x") {
+        return false;
+    }
+    host.split('.').all(|label| {
+        !label.is_empty()
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label.get(2..4) != Some("--")
+    })
+}
+
+/// A path and query with nothing the WHATWG parser would escape or
+/// rewrite: no dot segments (`%2e` counts as a dot), only characters
+/// that stay as they are.
+fn plain_resource(resource: &str) -> bool {
+    let plain_byte = |b: u8| b.is_ascii_alphanumeric() || b"-._~!$&()*+,;=:@/?%".contains(&b);
+    if !resource.bytes().all(plain_byte) {
+        return false;
+    }
+    let path = resource.split('?').next().unwrap_or("");
+    path.split('/').all(|segment| {
+        ![".", "..", "%2e", ".%2e", "%2e.", "%2e%2e"]
+            .iter()
+            .any(|dots| segment.eq_ignore_ascii_case(dots))
+    })
 }
 
 /// What the client asks for in its upgrade request.
@@ -347,6 +454,72 @@ mod tests {
 
     fn target(url: &str) -> Target {
         Target::from_url(&url::Url::parse(url).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn plain_urls_are_read_without_the_full_parser() {
+        let plain = |u: &str| Target::from_plain(u);
+        let t = plain("ws://127.0.0.1:9001/feed?x=1&y=%41").expect("plain");
+        assert_eq!(t, target("ws://127.0.0.1:9001/feed?x=1&y=%41"));
+        assert_eq!(t.resource, "/feed?x=1&y=%41");
+        assert_eq!(
+            plain("wss://example.com"),
+            Some(target("wss://example.com/"))
+        );
+        assert_eq!(plain("ws://h?q").map(|t| t.resource), Some("/?q".into()));
+        assert_eq!(plain("ws://h:80/").map(|t| t.port), Some(80));
+        assert_eq!(plain("wss://h:0443/").map(|t| t.port), Some(443));
+        // Left to the WHATWG parser: anything it would rewrite or check.
+        for u in [
+            "WS://h/",
+            "ws://H/",
+            "ws://user:pw@h/",
+            "ws://127.1/",
+            "ws://127.0.0.01/",
+            "ws://0x7f.0.0.1/",
+            "ws://a.0x10/",
+            "ws://xn--nxasmq6b/",
+            "ws://[::1]/",
+            "ws://h/a/../b",
+            "ws://h/%2E/",
+            "ws://h/a b",
+            "ws://h/#f",
+            "ws://h/\\x",
+            "ws://h:/",
+            "ws://h:65536/",
+            "ws://h./",
+            "ws://-h/",
+            " ws://h/",
+            "ws://h/'",
+            "ws://é/",
+            "http://h/",
+        ] {
+            assert_eq!(plain(u), None, "{u}");
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4096))]
+        /// Whatever the plain reader accepts, the WHATWG parser reads the
+        /// same way.
+        #[test]
+        fn the_plain_reader_agrees_with_the_whatwg_parser(
+            scheme in proptest::sample::select(vec!["ws://", "wss://", ""]),
+            parts in proptest::collection::vec(proptest::sample::select(vec![
+                "ws://", "wss://", "a", "b", "z", "A", "0", "1", "9", "00", "127", "255", "256",
+                "0x", "x", "xn--", "-", "--", ".", "..", ":", "80", "443", "65535", "99999",
+                "/", "/.", "/..", "/%2e", "?", "#", "%", "%2e", "%2E", "%41", "@", "'", "\"", " ", "\t", "\\",
+                "é", "[", "]", "::1", "~", "!", "$", "&", "=", "+", ",", ";", "*", "(", ")",
+            ]), 1..14)
+        ) {
+            let s = format!("{scheme}{}", parts.concat());
+            if let Some(t) = Target::from_plain(&s) {
+                let parsed = url::Url::parse(&s).map_err(|e| e.to_string());
+                proptest::prop_assert!(parsed.is_ok(), "{s}: {parsed:?}");
+                let whatwg = parsed.map(|u| Target::from_url(&u));
+                proptest::prop_assert_eq!(Ok(Ok(t)), whatwg, "{}", s);
+            }
+        }
     }
 
     #[test]
