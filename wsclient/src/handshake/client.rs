@@ -159,30 +159,29 @@ fn plain_port(p: &str) -> Option<u16> {
 /// host whose last label is a number is parsed as IPv4, shorthand and
 /// octal included).
 fn plain_host(host: &str) -> bool {
-    let Some(last) = host.rsplit('.').next() else {
-        return false;
-    };
-    if !last.is_empty() && last.bytes().all(|b| b.is_ascii_digit()) {
-        return host.split('.').count() == 4
-            && host.split('.').all(|p| {
-                !p.is_empty()
-                    && p.len() <= 3
-                    && p.bytes().all(|b| b.is_ascii_digit())
-                    && (p.len() == 1 || !p.starts_with('0'))
-                    && p.parse::<u8>().is_ok()
+    let host = host.as_bytes();
+    let last = host.rsplit(|&b| b == b'.').next().unwrap_or_default();
+    if !last.is_empty() && last.iter().all(u8::is_ascii_digit) {
+        return host.split(|&b| b == b'.').count() == 4
+            && host.split(|&b| b == b'.').all(|p| match p {
+                [b'0'..=b'9'] | [b'1'..=b'9', b'0'..=b'9'] => true,
+                [b'1', _, _] | [b'2', b'0'..=b'4', _] | [b'2', b'5', b'0'..=b'5'] => {
+                    p.iter().all(u8::is_ascii_digit)
+                }
+                _ => false,
             });
     }
-    if last.starts_with("0x") {
+    if last.starts_with(b"0x") {
         return false;
     }
-    host.split('.').all(|label| {
+    host.split(|&b| b == b'.').all(|label| {
         !label.is_empty()
             && label
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            && !label.starts_with('-')
-            && !label.ends_with('-')
-            && label.get(2..4) != Some("--")
+                .iter()
+                .all(|&b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'-'))
+            && label.first() != Some(&b'-')
+            && label.last() != Some(&b'-')
+            && label.get(2..4) != Some(b"--")
     })
 }
 
@@ -190,16 +189,20 @@ fn plain_host(host: &str) -> bool {
 /// rewrite: no dot segments (`%2e` counts as a dot), only characters
 /// that stay as they are.
 fn plain_resource(resource: &str) -> bool {
-    let plain_byte = |b: u8| b.is_ascii_alphanumeric() || b"-._~!$&()*+,;=:@/?%".contains(&b);
-    if !resource.bytes().all(plain_byte) {
-        return false;
-    }
-    let path = resource.split('?').next().unwrap_or("");
-    path.split('/').all(|segment| {
-        ![".", "..", "%2e", ".%2e", "%2e.", "%2e%2e"]
-            .iter()
-            .any(|dots| segment.eq_ignore_ascii_case(dots))
-    })
+    let plain = resource.bytes().all(|b| {
+        matches!(b,
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9'
+            | b'-' | b'.' | b'_' | b'~' | b'!' | b'$' | b'&' | b'(' | b')' | b'*' | b'+'
+            | b',' | b';' | b'=' | b':' | b'@' | b'/' | b'?' | b'%')
+    });
+    let path = resource.split('?').next().unwrap_or_default();
+    plain
+        && (!path.bytes().any(|b| b == b'.' || b == b'%')
+            || path.split('/').all(|segment| {
+                ![".", "..", "%2e", ".%2e", "%2e.", "%2e%2e"]
+                    .iter()
+                    .any(|dots| segment.eq_ignore_ascii_case(dots))
+            }))
 }
 
 /// What the client asks for in its upgrade request.
