@@ -493,21 +493,36 @@ mod events {
     struct Signals {
         open: Arc<Notify>,
         failed: Arc<AtomicUsize>,
+        /// When `on_websocket_connect` last began.
+        opened_at: Arc<std::sync::Mutex<Option<Instant>>>,
     }
 
     fn client(addr: SocketAddr) -> R<(Client, Signals)> {
         let mut c = Client::new(&format!("ws://{addr}/"))?;
         let open = Arc::new(Notify::new());
         let failed = Arc::new(AtomicUsize::new(0));
-        let o = open.clone();
-        c.on_websocket_connect(move |_, _| o.notify_one());
+        let opened_at = Arc::new(std::sync::Mutex::new(None));
+        let (o, at) = (open.clone(), opened_at.clone());
+        c.on_websocket_connect(move |_, _| {
+            if let Ok(mut at) = at.lock() {
+                *at = Some(Instant::now());
+            }
+            o.notify_one();
+        });
         let (o, f) = (open.clone(), failed.clone());
         c.on_error(move |_, e| {
             eprintln!("wsclient-events: {e}");
             f.fetch_add(1, Ordering::Relaxed);
             o.notify_one();
         });
-        Ok((c, Signals { open, failed }))
+        Ok((
+            c,
+            Signals {
+                open,
+                failed,
+                opened_at,
+            },
+        ))
     }
 
     async fn opened(s: &Signals) -> R<()> {
@@ -752,7 +767,11 @@ mod events {
             let (c, sig) = client(p.addr)?;
             let conn = c.connect();
             opened(&sig).await?;
-            total += t.elapsed();
+            // Timed to the start of `on_websocket_connect`, where the user's
+            // code runs (as the socket clients are timed to the return of
+            // their connect), not to this task's wake-up after it.
+            let at = sig.opened_at.lock().ok().and_then(|at| *at);
+            total += at.map_or_else(|| t.elapsed(), |at| at.duration_since(t));
             n += 1;
             conn.close();
             conn.finished().await;

@@ -532,7 +532,8 @@ fn markdown(res: &Results, cfg: &Config, invoked: &str, load: &str, took: Durati
          growth (/proc/self/statm) over {} connections, each held by a task waiting to \
          read, divided by the count (64 connections opened first are not counted); the \
          live heap per connection (glibc mallinfo2) is shown beside it. Connect: \
-         sequential TCP connect + upgrade, timed to the open socket (teardown not counted).",
+         sequential TCP connect + upgrade, timed to the open socket (the event client: to the start of \
+         `on_websocket_connect`; teardown not counted).",
         cfg.reps, cfg.secs, cfg.warm, cfg.conns
     );
     let _ = writeln!(
