@@ -596,6 +596,9 @@ mod events {
         let k = check_every(p.size);
         let t0 = Instant::now();
         let mut n = 0u64;
+        // Queue until the queue is full, then wait for it to drain (the
+        // seed's onBufferFull / onBufferDrain): the connection task runs
+        // while this one waits.
         loop {
             for _ in 0..k {
                 loop {
@@ -617,7 +620,6 @@ mod events {
             if t0.elapsed() >= secs(p.secs) {
                 break;
             }
-            tokio::task::yield_now().await;
         }
         // A close overtakes messages still in the task's backlog: let the
         // queue empty first.
