@@ -621,12 +621,7 @@ mod events {
                 break;
             }
         }
-        // A close overtakes messages still in the task's backlog: let the
-        // queue empty first.
-        while conn.stats().queue_len > 0 {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-            conn.resume_recv();
-        }
+        // The close goes out after every message queued before it.
         conn.close();
         conn.finished().await;
         let sent = conn.stats().messages_out;
