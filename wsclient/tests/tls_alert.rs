@@ -173,6 +173,9 @@ async fn pump(
             }
         }
         tokio::select! {
+            // Commands first: one sent before the data it is about is
+            // applied to that data, even when both are ready at once.
+            biased;
             cmd = cmds.recv() => match cmd {
                 Some(Cmd::CorruptNext | Cmd::CorruptNextUp) => corrupt = true,
                 Some(Cmd::InjectAlert) => {
