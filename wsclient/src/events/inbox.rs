@@ -110,6 +110,17 @@ impl Inbox {
         }
     }
 
+    /// The task is about to run callbacks and will look at the queue
+    /// right after them: commands pushed meanwhile (a reply sent from
+    /// `on_message`, typically) need not wake it, which would only poll it
+    /// once more for nothing. It must look (through
+    /// [`Receiver::poll_recv`]) before it next waits.
+    pub(crate) fn awake(&self) {
+        if !self.notified.load(Ordering::Relaxed) {
+            self.notified.store(true, Ordering::Relaxed);
+        }
+    }
+
     /// The send queue's size: messages and payload bytes.
     pub(crate) fn queued(&self) -> (usize, usize) {
         let q = self.lock();

@@ -468,7 +468,13 @@ impl Session<'_> {
                         Poll::Pending => break,
                     },
                 };
-                got_frames = true;
+                if !got_frames {
+                    // The loop comes back to the commands after this batch
+                    // (it returns `Ready`): sends from the callbacks need
+                    // not wake this task.
+                    self.conn.shared().inbox.awake();
+                    got_frames = true;
+                }
                 self.received(msg, cb);
                 // A callback's pause_recv stops delivery now.
                 if self.conn.shared().recv_paused.load(Ordering::Acquire) {
