@@ -449,6 +449,13 @@ impl Session<'_> {
             }
         }
         if !self.paused {
+            // Each batch takes a unit of tokio's cooperative budget: a
+            // flood of messages already read (which cost no read call, and
+            // so no budget of their own) still lets the runtime's other
+            // tasks and timers run every few thousand messages.
+            let Poll::Ready(coop) = tokio::task::coop::poll_proceed(cx) else {
+                return Poll::Pending;
+            };
             // Messages are handed to the callbacks right here, a
             // batch at a time, without a round through the loop.
             let mut got_frames = false;
@@ -483,6 +490,7 @@ impl Session<'_> {
                 }
             }
             if got_frames {
+                coop.made_progress();
                 self.saw_frames();
                 self.pong_deadline = None;
                 if result.is_pending() {
