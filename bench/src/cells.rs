@@ -576,15 +576,10 @@ mod events {
         })
     }
 
-    /// Sends through the queue, yielding to the connection's task every
-    /// ~64 KiB (as a producer on the same runtime does) and waiting for
-    /// `on_buffer_drain` when the queue is full; at the end waits for the
-    /// queue to empty, then closes and waits for the close handshake.
-    ///
-    /// Work-around (see the report): the connection task can stall with
-    /// messages in its backlog when no further command arrives, so a full
-    /// queue is "kicked" with a no-op command (`resume_recv`) every 1 ms
-    /// until it drains; a fixed task ignores the kick.
+    /// Sends through the queue until it is full, then waits for
+    /// `on_buffer_drain` (the seed's onBufferFull / onBufferDrain); at the
+    /// end closes (the close follows every queued message) and waits for
+    /// the close handshake. A queue that never drains is an error.
     async fn send(p: &Params) -> R<Sample> {
         let (mut c, sig) = client(p.addr)?;
         let drain = Arc::new(Notify::new());
@@ -605,12 +600,9 @@ mod events {
                     match conn.send_binary(payload.clone()) {
                         Ok(()) => break,
                         Err(e) if e.reason == SendFailure::BufferFull => {
-                            if tokio::time::timeout(Duration::from_millis(1), drain.notified())
+                            tokio::time::timeout(Duration::from_secs(10), drain.notified())
                                 .await
-                                .is_err()
-                            {
-                                conn.resume_recv();
-                            }
+                                .map_err(|_| "the send queue never drained")?;
                         }
                         Err(e) => return Err(e.into()),
                     }
