@@ -126,6 +126,10 @@ const IDLE_CONCURRENCY: usize = 128;
 /// Idle connections opened (and not counted) before the baseline.
 const IDLE_WARM: usize = 64;
 
+/// Payload bytes the event client's producer queues between two yields
+/// to the connection's task (the socket's write batch).
+const YIELD_EVERY: usize = 256 << 10;
+
 /// Messages between two clock reads (about 64 KiB of payload).
 fn check_every(size: usize) -> usize {
     (65_536 / (size + 14)).clamp(1, 1024)
@@ -576,9 +580,9 @@ mod events {
         })
     }
 
-    /// Sends through the queue until it is full, then waits for
-    /// `on_buffer_drain` (the seed's onBufferFull / onBufferDrain); at the
-    /// end closes (the close follows every queued message) and waits for
+    /// Sends through the queue, yielding every ~256 KiB of payload, and
+    /// when the queue is full waits for `on_buffer_drain` (the seed's
+    /// onBufferFull / onBufferDrain); at the end closes (the close follows every queued message) and waits for
     /// the close handshake. A queue that never drains is an error.
     async fn send(p: &Params) -> R<Sample> {
         let (mut c, sig) = client(p.addr)?;
@@ -593,7 +597,8 @@ mod events {
         let mut n = 0u64;
         // Queue until the queue is full, then wait for it to drain (the
         // seed's onBufferFull / onBufferDrain): the connection task runs
-        // while this one waits.
+        // while this one waits, and at each yield below.
+        let mut since_yield = 0usize;
         loop {
             for _ in 0..k {
                 loop {
@@ -611,6 +616,13 @@ mod events {
             n += k as u64;
             if t0.elapsed() >= secs(p.secs) {
                 break;
+            }
+            // A turn for the connection's task every ~256 KiB (its write
+            // batch), as a producer sharing its runtime gives.
+            since_yield += k * p.size;
+            if since_yield >= YIELD_EVERY {
+                since_yield = 0;
+                tokio::task::yield_now().await;
             }
         }
         // The close goes out after every message queued before it.
