@@ -374,7 +374,10 @@ impl ConnectOptions {
     /// Connects directly, without any proxy (the default).
     #[must_use]
     pub fn no_proxy(mut self) -> Self {
-        self.rare_mut().proxy = ProxyConfig::Direct;
+        // The default: nothing to set out of line when nothing else is.
+        if let Some(rare) = self.rare.as_mut() {
+            rare.proxy = ProxyConfig::Direct;
+        }
         self
     }
 

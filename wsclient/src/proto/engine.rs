@@ -558,7 +558,7 @@ impl Engine {
         payload: &[u8],
     ) -> Result<Option<Message>, ProtocolError> {
         // The box of a message in progress is kept for its next frame.
-        let (opcode, mut buf, mut kept) = match self.fragmented.take() {
+        let (opcode, mut buf, kept) = match self.fragmented.take() {
             Some(mut f) => (f.opcode, std::mem::take(&mut f.buf), Some(f)),
             None => (h.opcode, BytesMut::new(), None),
         };
@@ -580,11 +580,13 @@ impl Engine {
             buf,
             compressed: true,
         };
-        match kept.as_mut() {
-            Some(f) => **f = frag,
-            None => kept = Some(Box::new(frag)),
-        }
-        self.fragmented = kept;
+        self.fragmented = Some(match kept {
+            Some(mut f) => {
+                *f = frag;
+                f
+            }
+            None => Box::new(frag),
+        });
         Ok(None)
     }
 
