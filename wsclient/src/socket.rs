@@ -23,7 +23,7 @@ use tokio::time::Sleep;
 
 use crate::error::{Error, Phase};
 use crate::message::Message;
-use crate::proto::{CloseCode, CloseFrame, Engine, Role, State};
+use crate::proto::{CloseCode, CloseFrame, Engine, MAX_HEADER_LEN, Role, State};
 
 /// The smallest read buffer; it grows when reads fill it.
 const MIN_READ: usize = 4 << 10;
@@ -32,6 +32,12 @@ const PROBE: usize = 512;
 /// The largest read size hint (frames larger than this still fit: the
 /// buffer is sized to the frame, within `max_frame_size`).
 const MAX_READ: usize = 256 << 10;
+/// Frames at least this large are read into a buffer of their own, to
+/// their end and no further: sized once (from the frame's header, or from
+/// the previous large frame before the header arrives), so that no part of
+/// them is copied from one buffer into a larger one, and the next frame
+/// does not start in this one's tail (to be moved out of it).
+const LARGE_FRAME: usize = 128 << 10;
 
 /// Socket-level settings.
 #[derive(Debug, Clone)]
@@ -69,7 +75,11 @@ pub struct WebSocket<S> {
     engine: Engine,
     config: SocketConfig,
     read_buf: BytesMut,
-    read_hint: usize,
+    /// Grows while reads fill the buffer, up to [`MAX_READ`].
+    read_hint: u32,
+    /// The size (header included) of the last large frame, the guess for
+    /// the next while no header is read; 0 after a smaller frame.
+    large_frame: u32,
     /// The close timer (waiting for the peer's close frame, or for EOF).
     close_timer: Option<Pin<Box<Sleep>>>,
     /// The stream has ended (`None` was or will be returned).
@@ -96,7 +106,8 @@ where
             } else {
                 leftover
             },
-            read_hint: MIN_READ,
+            read_hint: MIN_READ as u32,
+            large_frame: 0,
             close_timer: None,
             done: false,
             eof: false,
@@ -276,26 +287,54 @@ where
 
     /// Reads more bytes into the read buffer.
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<Result<usize, std::io::Error>> {
+        let len = self.read_buf.len();
+        // A large frame (or, between large frames, the next one's guessed
+        // size) gets the room it needs in one reservation and a read that
+        // stops at its end; anything else reads up to the hint.
+        let large = match self.engine.incoming_len() {
+            Some(frame) if frame >= LARGE_FRAME => {
+                let whole = frame.saturating_add(MAX_HEADER_LEN);
+                self.large_frame = u32::try_from(whole).unwrap_or(0);
+                Some(frame.saturating_sub(len).max(1))
+            }
+            Some(_) => {
+                self.large_frame = 0;
+                None
+            }
+            None if self.large_frame > 0 => {
+                Some((self.large_frame as usize).saturating_sub(len).max(1))
+            }
+            None => None,
+        };
+        let read_hint = self.read_hint as usize;
         if self.read_buf.capacity() == 0 {
-            // No buffer yet: wait for data with a small stack buffer, so
-            // that a connection that has received nothing holds no read
-            // buffer (idle connections cost a few hundred bytes, not 4 KiB).
+            // No buffer: wait for data with a small stack buffer, so that a
+            // connection waiting for its next message holds no read buffer
+            // (idle connections cost a few hundred bytes, not 4 KiB or the
+            // size of their last large message).
             let mut probe = [0u8; PROBE];
             let mut rb = tokio::io::ReadBuf::new(&mut probe);
             ready!(Pin::new(&mut self.io).poll_read(cx, &mut rb))?;
             let n = rb.filled().len();
             if n > 0 {
-                let want = self.engine.bytes_wanted(n).max(self.read_hint);
-                self.read_buf.reserve(n + want.min(MAX_READ));
+                let room = match large {
+                    Some(rest) => rest.max(n),
+                    None => n + self.engine.bytes_wanted(n).max(read_hint).min(MAX_READ),
+                };
+                self.read_buf.reserve(room);
                 self.read_buf.extend_from_slice(rb.filled());
             }
             return Poll::Ready(Ok(n));
         }
-        let want = self
-            .engine
-            .bytes_wanted(self.read_buf.len())
-            .max(self.read_hint);
-        if self.read_buf.capacity() - self.read_buf.len() < want.clamp(MIN_READ, MAX_READ) {
+        if let Some(rest) = large {
+            if self.read_buf.capacity() - len < rest {
+                self.read_buf.reserve(rest);
+            }
+            let mut limited = tokio::io::AsyncReadExt::take(&mut self.io, rest as u64);
+            return tokio_util::io::poll_read_buf(Pin::new(&mut limited), cx, &mut self.read_buf);
+        }
+        let want = self.engine.bytes_wanted(len).max(read_hint);
+        if self.read_buf.capacity() - len < want.clamp(MIN_READ, MAX_READ) {
             self.read_buf.reserve(want);
         }
         let spare = self.read_buf.capacity() - self.read_buf.len();
@@ -304,7 +343,7 @@ where
             cx,
             &mut self.read_buf
         ))?;
-        if n == spare && self.read_hint < MAX_READ {
+        if n == spare && read_hint < MAX_READ {
             self.read_hint *= 2;
         }
         Poll::Ready(Ok(n))
@@ -424,5 +463,197 @@ where
         ready!(this.poll_write_out(cx))?;
         ready!(Pin::new(&mut this.io).poll_flush(cx))?;
         Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use bytes::Bytes;
+    use futures_util::StreamExt;
+    use tokio::io::{AsyncWriteExt, DuplexStream, ReadBuf};
+
+    use super::*;
+    use crate::proto::Config;
+
+    /// A server frame (unmasked): `first` is the first byte (FIN, opcode).
+    fn frame(first: u8, payload: &[u8]) -> Vec<u8> {
+        let mut f = vec![first];
+        match payload.len() {
+            n @ 0..=125 => f.push(n as u8),
+            n @ 126..=0xFFFF => {
+                f.push(126);
+                f.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                f.push(127);
+                f.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        f.extend_from_slice(payload);
+        f
+    }
+
+    fn payload(seed: usize, len: usize) -> Vec<u8> {
+        (0..len)
+            .map(|i| (i.wrapping_mul(31) ^ seed) as u8)
+            .collect()
+    }
+
+    /// The transport, noting where each read put its bytes.
+    struct Recorder {
+        io: DuplexStream,
+        reads: Arc<Mutex<Vec<(usize, usize)>>>,
+    }
+
+    impl AsyncRead for Recorder {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            let before = buf.filled().len();
+            ready!(Pin::new(&mut self.io).poll_read(cx, buf))?;
+            let new = &buf.filled()[before..];
+            if !new.is_empty() {
+                let at = new.as_ptr() as usize;
+                self.reads.lock().unwrap().push((at, new.len()));
+            }
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    impl AsyncWrite for Recorder {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            Pin::new(&mut self.io).poll_write(cx, buf)
+        }
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.io).poll_flush(cx)
+        }
+        fn poll_shutdown(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.io).poll_shutdown(cx)
+        }
+    }
+
+    /// A client over a pipe of `pipe` bytes, and the server's end, which
+    /// writes `frames` in order.
+    fn client(
+        pipe: usize,
+        frames: Vec<Vec<u8>>,
+    ) -> (WebSocket<Recorder>, Arc<Mutex<Vec<(usize, usize)>>>) {
+        let (ours, mut theirs) = tokio::io::duplex(pipe);
+        tokio::spawn(async move {
+            for f in frames {
+                if theirs.write_all(&f).await.is_err() {
+                    return;
+                }
+            }
+            // Keep the pipe open until the client is done.
+            let mut sink = [0u8; 64];
+            let _ = tokio::io::AsyncReadExt::read(&mut theirs, &mut sink).await;
+        });
+        let reads = Arc::new(Mutex::new(Vec::new()));
+        let io = Recorder {
+            io: ours,
+            reads: reads.clone(),
+        };
+        let engine = Engine::new(Role::Client, Config::default());
+        (
+            WebSocket::from_parts(io, engine, SocketConfig::default(), BytesMut::new()),
+            reads,
+        )
+    }
+
+    async fn next_binary(ws: &mut WebSocket<Recorder>) -> Bytes {
+        match ws.next().await {
+            Some(Ok(Message::Binary(b))) => b,
+            other => panic!("expected a binary message, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn messages_large_and_small_arrive_whole_and_in_order() {
+        let sizes = [
+            1 << 20,
+            3,
+            200 << 10,
+            130 << 10,
+            (1 << 20) + 7,
+            10,
+            64 << 10,
+            (128 << 10) - 1,
+            1 << 20,
+        ];
+        let mut frames: Vec<Vec<u8>> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| frame(0x82, &payload(i, n)))
+            .collect();
+        // A large message in two large fragments.
+        frames.push(frame(0x02, &payload(100, 300 << 10)));
+        frames.push(frame(0x80, &payload(101, 300 << 10)));
+        frames.push(frame(0x82, &payload(102, 5)));
+        for pipe in [7 << 10, 64 << 10, 2 << 20] {
+            let (mut ws, _) = client(pipe, frames.clone());
+            for (i, &n) in sizes.iter().enumerate() {
+                let got = next_binary(&mut ws).await;
+                assert!(
+                    got[..] == payload(i, n)[..],
+                    "message {i} ({n} bytes), pipe {pipe}"
+                );
+            }
+            let mut joined = payload(100, 300 << 10);
+            joined.extend_from_slice(&payload(101, 300 << 10));
+            assert!(next_binary(&mut ws).await[..] == joined[..]);
+            assert_eq!(&next_binary(&mut ws).await[..], &payload(102, 5)[..]);
+        }
+    }
+
+    #[tokio::test]
+    async fn large_messages_are_read_in_place_not_copied() {
+        const N: usize = 1 << 20;
+        let frames = (0..5).map(|i| frame(0x82, &payload(i, N))).collect();
+        let (mut ws, reads) = client(64 << 10, frames);
+        // The first message is read before its size is known.
+        assert_eq!(next_binary(&mut ws).await.len(), N);
+        let mut held = Vec::new();
+        for i in 1..5 {
+            reads.lock().unwrap().clear();
+            let got = next_binary(&mut ws).await;
+            assert!(got[..] == payload(i, N)[..], "message {i}");
+            // Every payload byte was put where the message holds it by a
+            // read: none was moved there from elsewhere.
+            let (start, end) = (got.as_ptr() as usize, got.as_ptr() as usize + N);
+            let covered: usize = reads
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|&(at, len)| (at + len).min(end).saturating_sub(at.max(start)))
+                .sum();
+            // Only the probe read's few bytes (when the connection held
+            // no buffer) may have been copied, and only when no buffer was
+            // left from the message before.
+            let copied = N - covered;
+            assert!(copied <= PROBE, "message {i}: {copied} bytes copied");
+            if i >= 2 {
+                assert_eq!(copied, 0, "message {i}");
+            }
+            // Messages 3 and 4 are kept by the user: the next must not
+            // overwrite them.
+            if i >= 3 {
+                held.push((i, got));
+            }
+        }
+        for (i, got) in held {
+            assert!(got[..] == payload(i, N)[..], "held message {i}");
+        }
     }
 }

@@ -242,6 +242,13 @@ impl Engine {
 
     // ----- receiving -------------------------------------------------------
 
+    /// The payload length of the frame being received, once its header has
+    /// been read (its payload is then at the front of the read buffer).
+    #[must_use]
+    pub fn incoming_len(&self) -> Option<usize> {
+        self.incoming.map(|inc| inc.len)
+    }
+
     /// How many more bytes the engine needs before it can make progress:
     /// a hint for sizing the next read (at least 1 while open).
     #[must_use]
