@@ -315,8 +315,11 @@ impl Engine {
         if b0 == 0x81 && simdutf8::basic::from_utf8(&buf[header..header + len]).is_err() {
             return None;
         }
-        buf.advance(header);
-        let payload = buf.split_to(len).freeze();
+        // The header goes with the frame and is skipped on the frozen
+        // `Bytes` (a pointer bump), not on the buffer (whose `advance`
+        // checks its representation first).
+        let mut payload = buf.split_to(header + len).freeze();
+        payload.advance(header);
         Some(if b0 == 0x81 {
             Message::Text(Utf8Bytes::from_validated(payload))
         } else {
