@@ -82,19 +82,23 @@ pub struct Sample {
     pub per_conn: f64,
     /// Live heap per idle connection (allocator statistics).
     pub heap_per_conn: f64,
+    /// The client process's CPU time (user + system) over the measured
+    /// window (receive, send and echo cells).
+    pub cpu_secs: f64,
 }
 
 impl Sample {
     pub fn line(&self) -> String {
         format!(
-            "RESULT msgs={} bytes={} secs={} p50_ns={} p99_ns={} per_conn={} heap_per_conn={}",
+            "RESULT msgs={} bytes={} secs={} p50_ns={} p99_ns={} per_conn={} heap_per_conn={} cpu_secs={}",
             self.msgs,
             self.bytes,
             self.secs,
             self.p50_ns,
             self.p99_ns,
             self.per_conn,
-            self.heap_per_conn
+            self.heap_per_conn,
+            self.cpu_secs
         )
     }
 
@@ -111,6 +115,7 @@ impl Sample {
                 "p99_ns" => s.p99_ns = v.parse().ok()?,
                 "per_conn" => s.per_conn = v.parse().ok()?,
                 "heap_per_conn" => s.heap_per_conn = v.parse().ok()?,
+                "cpu_secs" => s.cpu_secs = v.parse().ok()?,
                 _ => {}
             }
         }
@@ -181,6 +186,7 @@ async fn recv<W: Ws>(p: &Params) -> R<Sample> {
         }
     }
     let t0 = Instant::now();
+    let cpu0 = crate::sys::cpu_secs();
     let (mut n, mut bytes) = (0u64, 0u64);
     loop {
         for _ in 0..k {
@@ -195,6 +201,7 @@ async fn recv<W: Ws>(p: &Params) -> R<Sample> {
         msgs: n as f64,
         bytes: bytes as f64,
         secs: t0.elapsed().as_secs_f64(),
+        cpu_secs: cpu_since(cpu0),
         ..Sample::default()
     })
 }
@@ -207,6 +214,7 @@ async fn send<W: Ws>(p: &Params) -> R<Sample> {
     let payload = Bytes::from(frames::payload(p.size));
     let k = check_every(p.size);
     let t0 = Instant::now();
+    let cpu0 = crate::sys::cpu_secs();
     let mut n = 0u64;
     loop {
         for _ in 0..k {
@@ -222,6 +230,7 @@ async fn send<W: Ws>(p: &Params) -> R<Sample> {
         msgs: n as f64,
         bytes: (n * p.size as u64) as f64,
         secs: t0.elapsed().as_secs_f64(),
+        cpu_secs: cpu_since(cpu0),
         ..Sample::default()
     })
 }
@@ -236,6 +245,7 @@ async fn echo<W: Ws>(p: &Params) -> R<Sample> {
     }
     let mut h = histogram();
     let t0 = Instant::now();
+    let cpu0 = crate::sys::cpu_secs();
     while t0.elapsed() < secs(p.secs) {
         let t = Instant::now();
         ws.send_now(&payload).await?;
@@ -245,13 +255,19 @@ async fn echo<W: Ws>(p: &Params) -> R<Sample> {
             return Err(format!("echo of {} bytes came back as {n}", p.size).into());
         }
     }
-    Ok(latency_sample(&h, t0))
+    Ok(latency_sample(&h, t0, cpu0))
 }
 
-fn latency_sample(h: &Histogram<u64>, t0: Instant) -> Sample {
+/// CPU time used since `cpu0` (a [`crate::sys::cpu_secs`] reading).
+fn cpu_since(cpu0: f64) -> f64 {
+    crate::sys::cpu_secs() - cpu0
+}
+
+fn latency_sample(h: &Histogram<u64>, t0: Instant, cpu0: f64) -> Sample {
     Sample {
         msgs: h.len() as f64,
         secs: t0.elapsed().as_secs_f64(),
+        cpu_secs: cpu_since(cpu0),
         p50_ns: h.value_at_quantile(0.50),
         p99_ns: h.value_at_quantile(0.99),
         ..Sample::default()
@@ -417,6 +433,7 @@ mod raw {
             }
         }
         let t0 = Instant::now();
+        let cpu0 = crate::sys::cpu_secs();
         let mut bytes = 0u64;
         while t0.elapsed() < secs(p.secs) {
             let n = s.read(&mut buf).await?;
@@ -430,6 +447,7 @@ mod raw {
             msgs,
             bytes: msgs * p.size as f64,
             secs: t0.elapsed().as_secs_f64(),
+            cpu_secs: cpu_since(cpu0),
             ..Sample::default()
         })
     }
@@ -438,6 +456,7 @@ mod raw {
         let (mut s, _) = open(p.addr).await?;
         let (batch, per) = frames::frame_batch(p.size, true, 256 << 10);
         let t0 = Instant::now();
+        let cpu0 = crate::sys::cpu_secs();
         let mut n = 0u64;
         while t0.elapsed() < secs(p.secs) {
             s.write_all(&batch).await?;
@@ -457,6 +476,7 @@ mod raw {
             msgs: n as f64,
             bytes: (n * p.size as u64) as f64,
             secs: t0.elapsed().as_secs_f64(),
+            cpu_secs: cpu_since(cpu0),
             ..Sample::default()
         })
     }
@@ -478,13 +498,14 @@ mod raw {
         }
         let mut h = histogram();
         let t0 = Instant::now();
+        let cpu0 = crate::sys::cpu_secs();
         while t0.elapsed() < secs(p.secs) {
             let t = Instant::now();
             s.write_all(&frame).await?;
             s.read_exact(&mut reply).await?;
             record(&mut h, t.elapsed());
         }
-        Ok(latency_sample(&h, t0))
+        Ok(latency_sample(&h, t0, cpu0))
     }
 }
 
@@ -561,21 +582,24 @@ mod events {
         let _conn = c.connect();
         opened(&sig).await?;
         tokio::time::sleep(secs(p.warm)).await;
-        let (c0, b0, t0) = (
+        let (c0, b0, t0, cpu0) = (
             count.load(Ordering::Relaxed),
             bytes.load(Ordering::Relaxed),
             Instant::now(),
+            crate::sys::cpu_secs(),
         );
         tokio::time::sleep(secs(p.secs)).await;
-        let (c1, b1, t1) = (
+        let (c1, b1, t1, cpu) = (
             count.load(Ordering::Relaxed),
             bytes.load(Ordering::Relaxed),
             t0.elapsed(),
+            cpu_since(cpu0),
         );
         Ok(Sample {
             msgs: (c1 - c0) as f64,
             bytes: (b1 - b0) as f64,
             secs: t1.as_secs_f64(),
+            cpu_secs: cpu,
             ..Sample::default()
         })
     }
@@ -594,6 +618,7 @@ mod events {
         let payload = Bytes::from(frames::payload(p.size));
         let k = check_every(p.size);
         let t0 = Instant::now();
+        let cpu0 = crate::sys::cpu_secs();
         let mut n = 0u64;
         // Queue until the queue is full, then wait for it to drain (the
         // seed's onBufferFull / onBufferDrain): the connection task runs
@@ -636,6 +661,7 @@ mod events {
             msgs: n as f64,
             bytes: (n * p.size as u64) as f64,
             secs: t0.elapsed().as_secs_f64(),
+            cpu_secs: cpu_since(cpu0),
             ..Sample::default()
         })
     }
@@ -686,6 +712,7 @@ mod events {
         conn.send_binary(payload.clone())?;
         tokio::time::sleep(secs(p.warm)).await;
         let t0 = Instant::now();
+        let cpu0 = crate::sys::cpu_secs();
         state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -704,7 +731,7 @@ mod events {
         if s.h.is_empty() {
             return Err("no round trip completed".into());
         }
-        Ok(latency_sample(&s.h, t0))
+        Ok(latency_sample(&s.h, t0, cpu0))
     }
 
     async fn idle(p: &Params) -> R<Sample> {

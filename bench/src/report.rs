@@ -73,6 +73,8 @@ enum Metric {
     BytesPerConn,
     HeapPerConn,
     ConnsPerSec,
+    /// Client CPU time per message (per round trip for echo), in ns.
+    CpuPerMsg,
 }
 
 impl Metric {
@@ -91,6 +93,9 @@ impl Metric {
             Metric::P99 => s.p99_ns as f64 / 1e3,
             Metric::BytesPerConn => s.per_conn,
             Metric::HeapPerConn => s.heap_per_conn,
+            // Not measured (a cell without a CPU window): left out.
+            Metric::CpuPerMsg if s.cpu_secs <= 0.0 || s.msgs <= 0.0 => f64::NAN,
+            Metric::CpuPerMsg => s.cpu_secs / s.msgs * 1e9,
         }
     }
 
@@ -102,6 +107,8 @@ impl Metric {
             Metric::P50 | Metric::P99 => format!("{v:.1} µs"),
             Metric::BytesPerConn => format!("{:.2} KiB", v / 1024.0),
             Metric::HeapPerConn => format!("{:.2} KiB live heap", v / 1024.0),
+            Metric::CpuPerMsg if v < 10_000.0 => format!("{v:.0} ns"),
+            Metric::CpuPerMsg => format!("{:.1} µs", v / 1e3),
         }
     }
 
@@ -156,6 +163,7 @@ struct Stat {
 }
 
 fn stat(mut v: Vec<f64>) -> Option<Stat> {
+    v.retain(|x| !x.is_nan());
     if v.is_empty() {
         return None;
     }
@@ -559,43 +567,21 @@ fn markdown(res: &Results, cfg: &Config, invoked: &str, load: &str, took: Durati
     );
 
     let _ = writeln!(o, "## Summary (medians)\n");
-    let mut head = String::from("| cell |");
-    let mut sep = String::from("|---|");
-    for c in &res.clients {
-        let _ = write!(head, " {} |", clients::label(c));
-        sep.push_str("---:|");
-    }
-    let ours: Vec<&str> = ["wsclient", "wsclient-events"]
-        .into_iter()
-        .filter(|c| res.clients.iter().any(|x| x == c))
-        .collect();
-    for c in &ours {
-        let short = if *c == "wsclient" { "socket" } else { "events" };
-        let _ = write!(head, " {short} × best peer | {short} × raw |");
-        sep.push_str("---:|---:|");
-    }
-    let _ = writeln!(o, "{head}\n{sep}");
-    for (i, spec) in res.specs.iter().enumerate() {
-        for m in rows(*spec) {
-            let _ = write!(o, "| {}{} |", spec.label(), m.suffix());
-            for c in &res.clients {
-                let v = res
-                    .stat(i, c, m)
-                    .map_or_else(|| "–".into(), |s| m.fmt(s.median));
-                let _ = write!(o, " {v} |");
-            }
-            for c in &ours {
-                let _ = write!(
-                    o,
-                    " {} | {} |",
-                    fmt_ratio(res.vs_peer(i, c, m)),
-                    fmt_ratio(res.vs_raw(i, c, m))
-                );
-            }
-            o.push('\n');
-        }
-    }
-
+    summary(&mut o, res, rows);
+    let _ = writeln!(o, "\n## Client CPU per message (medians)\n");
+    let _ = writeln!(
+        o,
+        "CPU time of the client process (user + system, `CLOCK_PROCESS_CPUTIME_ID`) over \
+         the measured window, divided by the messages (by the round trips for echo): the \
+         client's own work, system calls included. Lower is better; the ratios are \
+         reference ÷ ours, so above 1.00× means less CPU than the reference. Throughput \
+         also depends on the server process and on how the machine's CPUs are shared; \
+         this figure shows what each client itself costs.\n"
+    );
+    summary(&mut o, res, |spec| match spec.kind {
+        Kind::Recv | Kind::Send | Kind::Echo => vec![Metric::CpuPerMsg],
+        Kind::Idle | Kind::Connect => Vec::new(),
+    });
     let _ = writeln!(o, "\n## Targets (issue 5)\n");
     let _ = writeln!(
         o,
@@ -642,6 +628,16 @@ fn markdown(res: &Results, cfg: &Config, invoked: &str, load: &str, took: Durati
                         .unwrap_or_default(),
                     _ => String::new(),
                 };
+                // Client CPU per message, on each cell's first row.
+                let cpu = res
+                    .stat(i, c, Metric::CpuPerMsg)
+                    .filter(|_| rows(*spec).first() == Some(&m))
+                    .map(|s| format!("{} CPU/msg", Metric::CpuPerMsg.fmt(s.median)));
+                let also = match (also.is_empty(), cpu) {
+                    (_, None) => also,
+                    (true, Some(cpu)) => cpu,
+                    (false, Some(cpu)) => format!("{also}; {cpu}"),
+                };
                 let mark = if *c == best { " (best peer)" } else { "" };
                 let n = res.samples.get(&(i, c.clone())).map_or(0, Vec::len);
                 let _ = writeln!(
@@ -666,6 +662,48 @@ fn markdown(res: &Results, cfg: &Config, invoked: &str, load: &str, took: Durati
         }
     }
     o
+}
+
+/// A table of medians, one row per (cell, metric) that `rows` gives, one
+/// column per client, then our clients' ratios to the best peer and raw TCP.
+fn summary(o: &mut String, res: &Results, rows: impl Fn(Spec) -> Vec<Metric>) {
+    use std::fmt::Write as _;
+    let mut head = String::from("| cell |");
+    let mut sep = String::from("|---|");
+    for c in &res.clients {
+        let _ = write!(head, " {} |", clients::label(c));
+        sep.push_str("---:|");
+    }
+    let ours: Vec<&str> = ["wsclient", "wsclient-events"]
+        .into_iter()
+        .filter(|c| res.clients.iter().any(|x| x == c))
+        .collect();
+    for c in &ours {
+        let short = if *c == "wsclient" { "socket" } else { "events" };
+        let _ = write!(head, " {short} × best peer | {short} × raw |");
+        sep.push_str("---:|---:|");
+    }
+    let _ = writeln!(o, "{head}\n{sep}");
+    for (i, spec) in res.specs.iter().enumerate() {
+        for m in rows(*spec) {
+            let _ = write!(o, "| {}{} |", spec.label(), m.suffix());
+            for c in &res.clients {
+                let v = res
+                    .stat(i, c, m)
+                    .map_or_else(|| "–".into(), |s| m.fmt(s.median));
+                let _ = write!(o, " {v} |");
+            }
+            for c in &ours {
+                let _ = write!(
+                    o,
+                    " {} | {} |",
+                    fmt_ratio(res.vs_peer(i, c, m)),
+                    fmt_ratio(res.vs_raw(i, c, m))
+                );
+            }
+            o.push('\n');
+        }
+    }
 }
 
 fn status(ok: bool) -> &'static str {

@@ -3,6 +3,20 @@
 
 use std::io;
 
+/// CPU time this process has used so far (user and system, all threads),
+/// in seconds: `CLOCK_PROCESS_CPUTIME_ID`.
+pub fn cpu_secs() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec for the kernel to fill in.
+    if unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) } != 0 {
+        return 0.0;
+    }
+    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+}
+
 /// The CPUs this process may run on.
 pub fn allowed_cpus() -> Vec<usize> {
     // SAFETY: `set` is a plain bitmask the kernel fills in; the size passed
