@@ -27,4 +27,4 @@ pub use close::{CloseCode, CloseFrame};
 pub use deflate::{DeflateConfig, DeflateParams, PerMessageDeflate};
 pub use engine::{Config, Engine, Role, State};
 pub use error::{ProtocolError, SendError};
-pub use frame::{FrameHeader, MAX_HEADER_LEN, OpCode};
+pub use frame::{FrameHeader, OpCode};
