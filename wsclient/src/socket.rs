@@ -297,26 +297,26 @@ where
         // A large frame (or, between large frames, the next one's guessed
         // size) gets the room it needs in one reservation and a read that
         // stops at its end; anything else reads up to the hint.
-        let large = match self.engine.incoming_len() {
+        let (large, guessed) = match self.engine.incoming_len() {
             Some(frame) if frame >= LARGE_FRAME => {
                 let whole = frame.saturating_add(LARGE_HEADER);
                 self.large_frame = u32::try_from(whole).unwrap_or(0);
-                Some(frame.saturating_sub(len).max(1))
+                (Some(frame.saturating_sub(len).max(1)), false)
             }
             Some(_) => {
                 self.large_frame = 0;
-                None
+                (None, false)
             }
             None if self.large_frame > 0 => {
-                if len == 0 {
-                    // Between two frames: keep nothing while waiting (the
-                    // last buffer may be a large message's, still held by
-                    // the user); the room is taken once bytes arrive.
+                let want = (self.large_frame as usize).saturating_sub(len).max(1);
+                if len == 0 && !self.read_buf.try_reclaim(want) {
+                    // The last buffer is still shared with a message the
+                    // user holds: take no new one before bytes arrive.
                     self.read_buf = BytesMut::new();
                 }
-                Some((self.large_frame as usize).saturating_sub(len).max(1))
+                (Some(want), true)
             }
-            None => None,
+            None => (None, false),
         };
         let read_hint = self.read_hint as usize;
         if self.read_buf.capacity() == 0 {
@@ -329,10 +329,12 @@ where
             ready!(Pin::new(&mut self.io).poll_read(cx, &mut rb))?;
             let n = rb.filled().len();
             if n > 0 {
-                // The guess holds only if this frame is large too: its
-                // header has a 64-bit length (127), never a short frame's.
+                // A guess holds only if this frame is large too: its header
+                // has a 64-bit length (127), never a short frame's.
                 let room = match large {
-                    Some(rest) if rb.filled().get(1).is_some_and(|b| b & 0x7F == 127) => {
+                    Some(rest)
+                        if !guessed || rb.filled().get(1).is_some_and(|b| b & 0x7F == 127) =>
+                    {
                         rest.max(n)
                     }
                     _ => n + self.engine.bytes_wanted(n).max(read_hint).min(MAX_READ),
@@ -347,7 +349,14 @@ where
                 self.read_buf.reserve(rest);
             }
             let mut limited = tokio::io::AsyncReadExt::take(&mut self.io, rest as u64);
-            return tokio_util::io::poll_read_buf(Pin::new(&mut limited), cx, &mut self.read_buf);
+            let read =
+                tokio_util::io::poll_read_buf(Pin::new(&mut limited), cx, &mut self.read_buf);
+            if read.is_pending() && self.read_buf.is_empty() {
+                // Nothing to read yet: wait holding no buffer (the probe
+                // takes one again when bytes arrive).
+                self.read_buf = BytesMut::new();
+            }
+            return read;
         }
         let want = self.engine.bytes_wanted(len).max(read_hint);
         if self.read_buf.capacity() - len < want.clamp(MIN_READ, MAX_READ) {
@@ -662,9 +671,13 @@ mod tests {
                 .map(|&(at, len)| (at + len).min(end).saturating_sub(at.max(start)))
                 .sum();
             // Only the probe read's few bytes (read while the connection
-            // held no buffer) may have been copied.
+            // held no buffer) may have been copied; none once the buffer of
+            // the message before, given back, is reused.
             let copied = N - covered;
             assert!(copied <= PROBE, "message {i}: {copied} bytes copied");
+            if i == 2 || i == 3 {
+                assert_eq!(copied, 0, "message {i}");
+            }
             // Messages 3 and 4 are kept by the user: the next must not
             // overwrite them.
             if i >= 3 {
@@ -707,5 +720,13 @@ mod tests {
         assert!(waited.is_err(), "no message was sent");
         assert_eq!(ws.read_buf.capacity(), 0);
         assert!(big[..] == payload(7, N)[..]);
+
+        // Also when the user let go of the message (its buffer could be
+        // reused): nothing is kept while nothing comes.
+        let (mut ws, _) = client(64 << 10, vec![frame(0x82, &payload(8, N))]);
+        assert_eq!(next_binary(&mut ws).await.len(), N);
+        let waited = tokio::time::timeout(Duration::from_millis(50), ws.next()).await;
+        assert!(waited.is_err(), "no message was sent");
+        assert_eq!(ws.read_buf.capacity(), 0);
     }
 }
