@@ -507,22 +507,23 @@ mod tests {
     use tokio::io::{AsyncWriteExt, DuplexStream, ReadBuf};
 
     use super::*;
-    use crate::proto::Config;
+    use crate::proto::{Config, FrameHeader, OpCode};
 
-    /// A server frame (unmasked): `first` is the first byte (FIN, opcode).
+    /// A server frame (unmasked), its header from the engine's encoder:
+    /// `first` is the first byte (FIN and opcode).
     fn frame(first: u8, payload: &[u8]) -> Vec<u8> {
-        let mut f = vec![first];
-        match payload.len() {
-            n @ 0..=125 => f.push(n as u8),
-            n @ 126..=0xFFFF => {
-                f.push(126);
-                f.extend_from_slice(&(n as u16).to_be_bytes());
-            }
-            n => {
-                f.push(127);
-                f.extend_from_slice(&(n as u64).to_be_bytes());
-            }
-        }
+        let header = FrameHeader {
+            fin: first & 0x80 != 0,
+            rsv1: false,
+            rsv2: false,
+            rsv3: false,
+            opcode: OpCode::from_u8(first & 0x0F).expect("a valid opcode"),
+            mask: None,
+            payload_len: payload.len() as u64,
+        };
+        let mut h = [0u8; crate::proto::frame::MAX_HEADER_LEN];
+        let n = header.encode(&mut h);
+        let mut f = h[..n].to_vec();
         f.extend_from_slice(payload);
         f
     }
