@@ -27,8 +27,10 @@ use crate::proto::{CloseCode, CloseFrame, Engine, Role, State};
 
 /// The smallest read buffer; it grows when reads fill it.
 const MIN_READ: usize = 4 << 10;
-/// The first read of a connection that has no read buffer yet.
-const PROBE: usize = 512;
+/// The first read of a connection that holds no read buffer (it has
+/// received nothing yet, or gave its buffer back when drained): on the
+/// stack, large enough for most single messages to arrive in one read.
+const PROBE: usize = 8 << 10;
 /// The largest read size hint (frames larger than this still fit: the
 /// buffer is sized to the frame, within `max_frame_size`).
 const MAX_READ: usize = 256 << 10;
@@ -324,8 +326,8 @@ where
             // connection waiting for its next message holds no read buffer
             // (idle connections cost a few hundred bytes, not 4 KiB or the
             // size of their last large message).
-            let mut probe = [0u8; PROBE];
-            let mut rb = tokio::io::ReadBuf::new(&mut probe);
+            let mut probe = [std::mem::MaybeUninit::<u8>::uninit(); PROBE];
+            let mut rb = tokio::io::ReadBuf::uninit(&mut probe);
             ready!(Pin::new(&mut self.io).poll_read(cx, &mut rb))?;
             let n = rb.filled().len();
             if n > 0 {
@@ -363,11 +365,19 @@ where
             self.read_buf.reserve(want);
         }
         let spare = self.read_buf.capacity() - self.read_buf.len();
-        let n = ready!(tokio_util::io::poll_read_buf(
-            Pin::new(&mut self.io),
-            cx,
-            &mut self.read_buf
-        ))?;
+        let read = tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.read_buf);
+        let n = match read {
+            Poll::Ready(r) => r?,
+            Poll::Pending => {
+                if self.read_buf.is_empty() {
+                    // Drained, and nothing more to read for now: give the
+                    // buffer back (a connection between messages holds
+                    // none; the probe takes one when bytes arrive).
+                    self.read_buf = BytesMut::new();
+                }
+                return Poll::Pending;
+            }
+        };
         if n == spare && read_hint < MAX_READ {
             self.read_hint *= 2;
         }
@@ -691,7 +701,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_connection_waiting_after_a_large_message_holds_no_buffer() {
+    async fn a_waiting_connection_holds_no_read_buffer() {
         const N: usize = 1 << 20;
         let mut frames = vec![frame(0x82, &payload(0, N))];
         frames.extend((1..50).map(|i| frame(0x82, &payload(i, 20))));
@@ -711,6 +721,10 @@ mod tests {
             "{} bytes",
             ws.read_buf.capacity()
         );
+        // Drained, nothing more comes: the buffer is given back.
+        let waited = tokio::time::timeout(Duration::from_millis(50), ws.next()).await;
+        assert!(waited.is_err(), "no message was sent");
+        assert_eq!(ws.read_buf.capacity(), 0);
         drop((big, small));
 
         // A large message with nothing behind it: the connection waits for
