@@ -318,7 +318,16 @@ where
                 }
                 (Some(want), true)
             }
-            None => (None, false),
+            None => {
+                if len == 0 && self.read_buf.capacity() > 0 && !self.read_buf.try_reclaim(MIN_READ)
+                {
+                    // Drained, but the buffer is still shared with messages
+                    // the user holds: wait with the probe rather than take
+                    // a new buffer before bytes arrive.
+                    self.read_buf = BytesMut::new();
+                }
+                (None, false)
+            }
         };
         let read_hint = self.read_hint as usize;
         if self.read_buf.capacity() == 0 {
