@@ -2,8 +2,10 @@
 //! [`Sink`] of messages, over any async byte stream.
 //!
 //! Owns the bytes between the transport and the [`Engine`]: the read buffer
-//! (grown to fit what arrives, handed out as `Bytes` slices without a
-//! copy), writing the engine's output, and the close handshake's waiting
+//! (taken when bytes arrive and given back when drained, grown to fit what
+//! arrives, a large frame read in place into one buffer of its size, handed
+//! out as `Bytes` slices without a copy), writing the engine's output, and
+//! the close handshake's waiting
 //! (the timeout for the peer's close frame and for the server to end TCP).
 //! Protocol rules are the engine's; connecting is [`crate::connect`](mod@crate::connect)'s.
 //!
