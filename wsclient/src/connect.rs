@@ -69,6 +69,7 @@ struct RareOptions {
     max_redirects: u32,
     max_response_head: usize,
     invalid_header: Option<String>,
+    keep_read_buffer: bool,
 }
 
 impl Default for RareOptions {
@@ -80,6 +81,7 @@ impl Default for RareOptions {
             max_redirects: 0,
             max_response_head: handshake::DEFAULT_MAX_RESPONSE_HEAD,
             invalid_header: None,
+            keep_read_buffer: false,
         }
     }
 }
@@ -108,6 +110,7 @@ impl std::fmt::Debug for ConnectOptions {
             .field("proxy_timeout", &self.rare().proxy_timeout)
             .field("handshake_timeout", &self.handshake_timeout)
             .field("max_redirects", &self.rare().max_redirects)
+            .field("keep_read_buffer", &self.rare().keep_read_buffer)
             .field("max_response_head", &self.rare().max_response_head)
             .field("config", &self.config)
             .field("socket", &self.socket)
@@ -271,6 +274,16 @@ impl ConnectOptions {
     #[must_use]
     pub fn close_timeout(mut self, t: Duration) -> Self {
         self.socket.close_timeout = t;
+        self
+    }
+
+    /// Keeps the read buffer between messages (default `false`; see
+    /// [`WebSocket::set_keep_read_buffer`]).
+    #[must_use]
+    pub fn keep_read_buffer(mut self, keep: bool) -> Self {
+        if keep || self.rare.is_some() {
+            self.rare_mut().keep_read_buffer = keep;
+        }
         self
     }
 
@@ -598,7 +611,8 @@ impl ConnectOptions {
                 engine =
                     engine.with_deflate(PerMessageDeflate::new(Role::Client, n.params, &n.config));
             }
-            let ws = WebSocket::from_parts(io, engine, self.socket.clone(), buf);
+            let mut ws = WebSocket::from_parts(io, engine, self.socket.clone(), buf);
+            ws.set_keep_read_buffer(self.rare().keep_read_buffer);
             Ok((ws, Response::new(response, head)))
         };
         tokio::time::timeout(self.handshake_timeout, fut)
