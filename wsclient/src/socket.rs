@@ -332,32 +332,23 @@ where
                 self.large_frame = 0;
                 (None, false)
             }
-            None if self.large_frame > 0 => {
-                let want = (self.large_frame as usize).saturating_sub(len).max(1);
-                if len == 0 && !self.read_buf.try_reclaim(want) {
-                    // The last buffer is still shared with a message the
-                    // user holds: take no new one before bytes arrive.
-                    self.read_buf = BytesMut::new();
-                }
-                (Some(want), true)
-            }
-            None => {
-                if len == 0
-                    && !self.keep_read_buffer
-                    && self.read_buf.capacity() > 0
-                    && !self.read_buf.try_reclaim(MIN_READ)
-                {
-                    // Drained, but the buffer is still shared with messages
-                    // the user holds: wait with the probe rather than take
-                    // a new buffer before bytes arrive.
-                    self.read_buf = BytesMut::new();
-                }
-                (None, false)
-            }
+            None if self.large_frame > 0 => (
+                Some((self.large_frame as usize).saturating_sub(len).max(1)),
+                true,
+            ),
+            None => (None, false),
         };
+        // A drained buffer is given back (large-frame buffers always, others
+        // unless kept): before reading when it is still shared with messages
+        // the user holds (no new one is taken before bytes arrive), and when
+        // the read finds nothing.
+        let give_back = large.is_some() || !self.keep_read_buffer;
+        if len == 0 && give_back && !self.read_buf.try_reclaim(large.unwrap_or(MIN_READ)) {
+            self.read_buf = BytesMut::new();
+        }
         let read_hint = self.read_hint as usize;
         if self.read_buf.capacity() == 0 {
-            // No buffer: wait for data with a small stack buffer, so that a
+            // No buffer: wait for data with a stack buffer, so that a
             // connection waiting for its next message holds no read buffer
             // (idle connections cost a few hundred bytes, not 4 KiB or the
             // size of their last large message).
@@ -381,39 +372,36 @@ where
             }
             return Poll::Ready(Ok(n));
         }
-        if let Some(rest) = large {
-            if self.read_buf.capacity() - len < rest {
-                self.read_buf.reserve(rest);
+        let limit = match large {
+            Some(rest) => {
+                if self.read_buf.capacity() - len < rest {
+                    self.read_buf.reserve(rest);
+                }
+                rest
             }
-            let mut limited = tokio::io::AsyncReadExt::take(&mut self.io, rest as u64);
-            let read =
-                tokio_util::io::poll_read_buf(Pin::new(&mut limited), cx, &mut self.read_buf);
-            if read.is_pending() && self.read_buf.is_empty() {
-                // Nothing to read yet: wait holding no buffer (the probe
-                // takes one again when bytes arrive).
-                self.read_buf = BytesMut::new();
+            None => {
+                let want = self.engine.bytes_wanted(len).max(read_hint);
+                if self.read_buf.capacity() - len < want.clamp(MIN_READ, MAX_READ) {
+                    self.read_buf.reserve(want);
+                }
+                usize::MAX
             }
-            return read;
-        }
-        let want = self.engine.bytes_wanted(len).max(read_hint);
-        if self.read_buf.capacity() - len < want.clamp(MIN_READ, MAX_READ) {
-            self.read_buf.reserve(want);
-        }
+        };
         let spare = self.read_buf.capacity() - self.read_buf.len();
-        let read = tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.read_buf);
+        let mut limited = tokio::io::AsyncReadExt::take(&mut self.io, limit as u64);
+        let read = tokio_util::io::poll_read_buf(Pin::new(&mut limited), cx, &mut self.read_buf);
         let n = match read {
             Poll::Ready(r) => r?,
             Poll::Pending => {
-                if self.read_buf.is_empty() && !self.keep_read_buffer {
-                    // Drained, and nothing more to read for now: give the
-                    // buffer back (a connection between messages holds
-                    // none; the probe takes one when bytes arrive).
+                if self.read_buf.is_empty() && give_back {
+                    // Nothing to read for now: wait holding no buffer (the
+                    // probe takes one when bytes arrive).
                     self.read_buf = BytesMut::new();
                 }
                 return Poll::Pending;
             }
         };
-        if n == spare && read_hint < MAX_READ {
+        if large.is_none() && n == spare && read_hint < MAX_READ {
             self.read_hint *= 2;
         }
         Poll::Ready(Ok(n))

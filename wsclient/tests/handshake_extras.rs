@@ -53,33 +53,6 @@ fn basic(user_pass: &str) -> String {
 // ---------------------------------------------------------------------------
 
 #[tokio::test]
-async fn keep_read_buffer_reaches_the_socket() {
-    for kind in PeerKind::ALL {
-        let peer = Peer::start(kind, &PeerOptions::default());
-        let url = format!("ws://127.0.0.1:{}/echo", peer.port);
-        for keep in [false, true] {
-            let opts = ConnectOptions::new(&url).keep_read_buffer(keep);
-            let (mut ws, _) = connect(&opts)
-                .await
-                .unwrap_or_else(|e| panic!("{kind}: {e}"));
-            assert_eq!(ws.keeps_read_buffer(), keep, "{kind}");
-            // Messages after waits arrive whole either way.
-            for _ in 0..3 {
-                echo_once(&mut ws).await;
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            ws.close(wsclient::CloseCode::NORMAL, "").await.unwrap();
-        }
-    }
-}
-
-async fn echo_once(ws: &mut WebSocket<MaybeTlsStream>) {
-    let text = "x".repeat(10_000);
-    ws.send(Message::text(text.as_str())).await.unwrap();
-    assert_eq!(next_text(ws).await, text);
-}
-
-#[tokio::test]
 async fn userinfo_becomes_basic_authorization() {
     for kind in PeerKind::ALL {
         let peer = Peer::start(kind, &PeerOptions::default());
@@ -998,4 +971,35 @@ async fn on_error_sees_the_response_of_an_invalid_101() {
         [(8, Some((101, Some("events".to_owned()))))]
     );
     task.abort();
+}
+
+// ---------------------------------------------------------------------------
+// Read buffer
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn keep_read_buffer_reaches_the_socket() {
+    for kind in PeerKind::ALL {
+        let peer = Peer::start(kind, &PeerOptions::default());
+        let url = format!("ws://127.0.0.1:{}/echo", peer.port);
+        for keep in [false, true] {
+            let opts = ConnectOptions::new(&url).keep_read_buffer(keep);
+            let (mut ws, _) = connect(&opts)
+                .await
+                .unwrap_or_else(|e| panic!("{kind}: {e}"));
+            assert_eq!(ws.keeps_read_buffer(), keep, "{kind}");
+            // Messages after waits arrive whole either way.
+            for _ in 0..3 {
+                echo_once(&mut ws).await;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            ws.close(wsclient::CloseCode::NORMAL, "").await.unwrap();
+        }
+    }
+}
+
+async fn echo_once(ws: &mut WebSocket<MaybeTlsStream>) {
+    let text = "x".repeat(10_000);
+    ws.send(Message::text(text.as_str())).await.unwrap();
+    assert_eq!(next_text(ws).await, text);
 }
