@@ -185,23 +185,22 @@ async fn recv<W: Ws>(p: &Params) -> R<Sample> {
             ws.recv().await?;
         }
     }
-    let t0 = Instant::now();
-    let cpu0 = crate::sys::cpu_secs();
+    let w = Window::open();
     let (mut n, mut bytes) = (0u64, 0u64);
     loop {
         for _ in 0..k {
             bytes += ws.recv().await? as u64;
         }
         n += k as u64;
-        if t0.elapsed() >= secs(p.secs) {
+        if w.elapsed() >= secs(p.secs) {
             break;
         }
     }
     Ok(Sample {
         msgs: n as f64,
         bytes: bytes as f64,
-        secs: t0.elapsed().as_secs_f64(),
-        cpu_secs: cpu_since(cpu0),
+        secs: w.elapsed().as_secs_f64(),
+        cpu_secs: w.cpu(),
         ..Sample::default()
     })
 }
@@ -213,15 +212,14 @@ async fn send<W: Ws>(p: &Params) -> R<Sample> {
     let mut ws = W::connect(p.addr).await?;
     let payload = Bytes::from(frames::payload(p.size));
     let k = check_every(p.size);
-    let t0 = Instant::now();
-    let cpu0 = crate::sys::cpu_secs();
+    let w = Window::open();
     let mut n = 0u64;
     loop {
         for _ in 0..k {
             ws.feed(&payload).await?;
         }
         n += k as u64;
-        if t0.elapsed() >= secs(p.secs) {
+        if w.elapsed() >= secs(p.secs) {
             break;
         }
     }
@@ -229,8 +227,8 @@ async fn send<W: Ws>(p: &Params) -> R<Sample> {
     Ok(Sample {
         msgs: n as f64,
         bytes: (n * p.size as u64) as f64,
-        secs: t0.elapsed().as_secs_f64(),
-        cpu_secs: cpu_since(cpu0),
+        secs: w.elapsed().as_secs_f64(),
+        cpu_secs: w.cpu(),
         ..Sample::default()
     })
 }
@@ -244,9 +242,8 @@ async fn echo<W: Ws>(p: &Params) -> R<Sample> {
         ws.recv().await?;
     }
     let mut h = histogram();
-    let t0 = Instant::now();
-    let cpu0 = crate::sys::cpu_secs();
-    while t0.elapsed() < secs(p.secs) {
+    let w = Window::open();
+    while w.elapsed() < secs(p.secs) {
         let t = Instant::now();
         ws.send_now(&payload).await?;
         let n = ws.recv().await?;
@@ -255,19 +252,40 @@ async fn echo<W: Ws>(p: &Params) -> R<Sample> {
             return Err(format!("echo of {} bytes came back as {n}", p.size).into());
         }
     }
-    Ok(latency_sample(&h, t0, cpu0))
+    Ok(latency_sample(&h, &w))
 }
 
-/// CPU time used since `cpu0` (a [`crate::sys::cpu_secs`] reading).
-fn cpu_since(cpu0: f64) -> f64 {
-    crate::sys::cpu_secs() - cpu0
+/// A measured window: when it opened, in wall-clock time and in the
+/// process's CPU time.
+struct Window {
+    start: Instant,
+    cpu: f64,
 }
 
-fn latency_sample(h: &Histogram<u64>, t0: Instant, cpu0: f64) -> Sample {
+impl Window {
+    fn open() -> Self {
+        Window {
+            start: Instant::now(),
+            cpu: crate::sys::cpu_secs(),
+        }
+    }
+
+    /// Wall-clock time since the window opened.
+    fn elapsed(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    /// Process CPU seconds (user + system) used since the window opened.
+    fn cpu(&self) -> f64 {
+        crate::sys::cpu_secs() - self.cpu
+    }
+}
+
+fn latency_sample(h: &Histogram<u64>, w: &Window) -> Sample {
     Sample {
         msgs: h.len() as f64,
-        secs: t0.elapsed().as_secs_f64(),
-        cpu_secs: cpu_since(cpu0),
+        secs: w.elapsed().as_secs_f64(),
+        cpu_secs: w.cpu(),
         p50_ns: h.value_at_quantile(0.50),
         p99_ns: h.value_at_quantile(0.99),
         ..Sample::default()
@@ -432,10 +450,9 @@ mod raw {
                 return Err("EOF".into());
             }
         }
-        let t0 = Instant::now();
-        let cpu0 = crate::sys::cpu_secs();
+        let w = Window::open();
         let mut bytes = 0u64;
-        while t0.elapsed() < secs(p.secs) {
+        while w.elapsed() < secs(p.secs) {
             let n = s.read(&mut buf).await?;
             if n == 0 {
                 return Err("EOF".into());
@@ -446,8 +463,8 @@ mod raw {
         Ok(Sample {
             msgs,
             bytes: msgs * p.size as f64,
-            secs: t0.elapsed().as_secs_f64(),
-            cpu_secs: cpu_since(cpu0),
+            secs: w.elapsed().as_secs_f64(),
+            cpu_secs: w.cpu(),
             ..Sample::default()
         })
     }
@@ -455,10 +472,9 @@ mod raw {
     async fn send(p: &Params) -> R<Sample> {
         let (mut s, _) = open(p.addr).await?;
         let (batch, per) = frames::frame_batch(p.size, true, 256 << 10);
-        let t0 = Instant::now();
-        let cpu0 = crate::sys::cpu_secs();
+        let w = Window::open();
         let mut n = 0u64;
-        while t0.elapsed() < secs(p.secs) {
+        while w.elapsed() < secs(p.secs) {
             s.write_all(&batch).await?;
             n += per as u64;
         }
@@ -475,8 +491,8 @@ mod raw {
         Ok(Sample {
             msgs: n as f64,
             bytes: (n * p.size as u64) as f64,
-            secs: t0.elapsed().as_secs_f64(),
-            cpu_secs: cpu_since(cpu0),
+            secs: w.elapsed().as_secs_f64(),
+            cpu_secs: w.cpu(),
             ..Sample::default()
         })
     }
@@ -497,15 +513,14 @@ mod raw {
             s.read_exact(&mut reply).await?;
         }
         let mut h = histogram();
-        let t0 = Instant::now();
-        let cpu0 = crate::sys::cpu_secs();
-        while t0.elapsed() < secs(p.secs) {
+        let w = Window::open();
+        while w.elapsed() < secs(p.secs) {
             let t = Instant::now();
             s.write_all(&frame).await?;
             s.read_exact(&mut reply).await?;
             record(&mut h, t.elapsed());
         }
-        Ok(latency_sample(&h, t0, cpu0))
+        Ok(latency_sample(&h, &w))
     }
 }
 
@@ -582,18 +597,17 @@ mod events {
         let _conn = c.connect();
         opened(&sig).await?;
         tokio::time::sleep(secs(p.warm)).await;
-        let (c0, b0, t0, cpu0) = (
+        let (c0, b0, w) = (
             count.load(Ordering::Relaxed),
             bytes.load(Ordering::Relaxed),
-            Instant::now(),
-            crate::sys::cpu_secs(),
+            Window::open(),
         );
         tokio::time::sleep(secs(p.secs)).await;
         let (c1, b1, t1, cpu) = (
             count.load(Ordering::Relaxed),
             bytes.load(Ordering::Relaxed),
-            t0.elapsed(),
-            cpu_since(cpu0),
+            w.elapsed(),
+            w.cpu(),
         );
         Ok(Sample {
             msgs: (c1 - c0) as f64,
@@ -617,8 +631,7 @@ mod events {
         opened(&sig).await?;
         let payload = Bytes::from(frames::payload(p.size));
         let k = check_every(p.size);
-        let t0 = Instant::now();
-        let cpu0 = crate::sys::cpu_secs();
+        let w = Window::open();
         let mut n = 0u64;
         // Queue until the queue is full, then wait for it to drain (the
         // seed's onBufferFull / onBufferDrain): the connection task runs
@@ -639,7 +652,7 @@ mod events {
                 }
             }
             n += k as u64;
-            if t0.elapsed() >= secs(p.secs) {
+            if w.elapsed() >= secs(p.secs) {
                 break;
             }
             // A turn for the connection's task every ~256 KiB (its write
@@ -660,8 +673,8 @@ mod events {
         Ok(Sample {
             msgs: n as f64,
             bytes: (n * p.size as u64) as f64,
-            secs: t0.elapsed().as_secs_f64(),
-            cpu_secs: cpu_since(cpu0),
+            secs: w.elapsed().as_secs_f64(),
+            cpu_secs: w.cpu(),
             ..Sample::default()
         })
     }
@@ -711,8 +724,7 @@ mod events {
             .sent_at = Instant::now();
         conn.send_binary(payload.clone())?;
         tokio::time::sleep(secs(p.warm)).await;
-        let t0 = Instant::now();
-        let cpu0 = crate::sys::cpu_secs();
+        let w = Window::open();
         state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -731,7 +743,7 @@ mod events {
         if s.h.is_empty() {
             return Err("no round trip completed".into());
         }
-        Ok(latency_sample(&s.h, t0, cpu0))
+        Ok(latency_sample(&s.h, &w))
     }
 
     async fn idle(p: &Params) -> R<Sample> {

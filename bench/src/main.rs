@@ -25,9 +25,64 @@ mod sys;
 use std::process::ExitCode;
 
 /// Minimal `--name value` / `--flag` parsing.
+/// The command line of each command: options that take a value, then flags.
+const USAGE: &str = "usage:
+  wsbench all [--quick] [--no-pin] [--reps N] [--secs S] [--warm S] [--conns N] [--out FILE]
+              [--cells recv,send,echo,idle,connect] [--clients a,b,...]
+              [--invoked-as \"CMD\"] [--note \"TEXT\"]
+  wsbench server --mode send|echo|sink --size BYTES [--port P] [--cpu C] [--watch-stdin]
+  wsbench run --client NAME --cell recv|send|echo|idle|connect --size BYTES
+              --port P [--secs S] [--warm S] [--conns N] [--cpu C]";
+
+/// Options each command accepts: those taking a value, and flags.
+fn accepted(cmd: &str) -> (&'static [&'static str], &'static [&'static str]) {
+    match cmd {
+        "all" => (
+            &[
+                "reps",
+                "secs",
+                "warm",
+                "conns",
+                "out",
+                "cells",
+                "clients",
+                "invoked-as",
+                "note",
+            ],
+            &["quick", "no-pin"],
+        ),
+        "server" => (&["mode", "size", "port", "cpu"], &["watch-stdin"]),
+        "run" => (
+            &[
+                "client", "cell", "size", "port", "secs", "warm", "conns", "cpu",
+            ],
+            &[],
+        ),
+        _ => (&[], &[]),
+    }
+}
+
 struct Args(Vec<String>);
 
 impl Args {
+    /// Fails on anything that is not one of `cmd`'s options (so a typo or
+    /// `--help` does not start a ten-minute run with defaults).
+    fn check(&self, cmd: &str) -> Result<(), String> {
+        let (with_value, flags) = accepted(cmd);
+        let mut it = self.0.iter();
+        while let Some(a) = it.next() {
+            let name = a.strip_prefix("--").unwrap_or_default();
+            if with_value.contains(&name) {
+                if it.next().is_none() {
+                    return Err(format!("{a} needs a value"));
+                }
+            } else if !flags.contains(&name) {
+                return Err(format!("unknown argument {a:?} for {cmd:?}\n{USAGE}"));
+            }
+        }
+        Ok(())
+    }
+
     fn opt(&self, name: &str) -> Option<&str> {
         let flag = format!("--{name}");
         self.0
@@ -108,10 +163,21 @@ fn run_one(args: &Args) -> Result<(), String> {
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let Some(cmd) = argv.first().cloned() else {
-        eprintln!("usage: wsbench all|server|run ... (see the crate docs)");
+        eprintln!("{USAGE}");
         return ExitCode::from(2);
     };
+    if argv
+        .iter()
+        .any(|a| matches!(a.as_str(), "-h" | "--help" | "help"))
+    {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
     let args = Args(argv[1..].to_vec());
+    if let Err(e) = args.check(&cmd) {
+        eprintln!("wsbench: {e}");
+        return ExitCode::from(2);
+    }
     let r = match cmd.as_str() {
         "server" => server(&args),
         "run" => run_one(&args),
