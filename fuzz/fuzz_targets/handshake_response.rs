@@ -7,6 +7,7 @@
 //! complete head parses the same when followed by more bytes.
 #![no_main]
 
+use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 use wsclient::handshake::HandshakeError;
 use wsclient::handshake::client::{RequestOptions, check_response, parse_response};
@@ -21,20 +22,34 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let max = 64 + usize::from(b0) * 8;
-    match parse_response(input, max) {
-        Ok(None) => assert!(input.len() <= max, "incomplete past the limit"),
+    let mut buf = BytesMut::from(input);
+    match parse_response(&mut buf, max) {
+        Ok(None) => {
+            assert!(input.len() <= max, "incomplete past the limit");
+            assert_eq!(buf.len(), input.len(), "bytes taken without a head");
+        }
         Err(HandshakeError::ResponseTooLarge { max: m }) => assert_eq!(m, max),
         Err(_) => {}
-        Ok(Some((resp, len))) => {
-            assert!(len <= input.len(), "head longer than the input");
+        Ok(Some(resp)) => {
+            let len = resp.raw().len();
+            assert_eq!(&input[..len], resp.raw(), "the head is not the input's start");
+            assert_eq!(&input[len..], &buf[..], "the rest is not what follows the head");
             assert!(len <= max, "head longer than the limit");
             assert!(len > 0);
+            // The header index and the `http` view agree.
+            for (name, value) in resp.headers() {
+                assert!(
+                    resp.header_all(name.as_str()).any(|v| v == value.as_bytes()),
+                    "{name} missing from the index"
+                );
+            }
             // Trailing bytes (the WebSocket stream) do not change the head.
-            let mut longer = input[..len].to_vec();
+            let mut longer = BytesMut::from(&input[..len]);
             longer.extend_from_slice(b"\x81\x02hi");
-            match parse_response(&longer, max) {
-                Ok(Some((r2, l2))) => {
-                    assert_eq!(l2, len);
+            match parse_response(&mut longer, max) {
+                Ok(Some(r2)) => {
+                    assert_eq!(r2.raw(), resp.raw());
+                    assert_eq!(&longer[..], b"\x81\x02hi");
                     assert_eq!(r2.status(), resp.status());
                     assert_eq!(r2.headers(), resp.headers());
                 }

@@ -585,8 +585,8 @@ impl ConnectOptions {
             io.write_all(&bytes).await.map_err(transport_error)?;
             io.flush().await.map_err(transport_error)?;
             let mut buf = BytesMut::with_capacity(1024);
-            let (response, head_len) = loop {
-                if let Some(done) = hs::parse_response(&buf, self.rare().max_response_head)? {
+            let response = loop {
+                if let Some(done) = hs::parse_response(&mut buf, self.rare().max_response_head)? {
                     break done;
                 }
                 if buf.len() == buf.capacity() {
@@ -596,15 +596,14 @@ impl ConnectOptions {
                     return Err(Error::Handshake(HandshakeError::Incomplete));
                 }
             };
-            let head = buf.split_to(head_len).freeze();
             if response.status() != http::StatusCode::SWITCHING_PROTOCOLS {
                 let body = read_body_start(&mut io, buf, hs::rejected_body_len(&response)).await;
-                return Err(hs::rejected(response, head, body).into());
+                return Err(hs::rejected(response, body).into());
             }
             let accepted = match hs::check_response(&response, &key, request) {
                 Ok(accepted) => accepted,
                 // The 101 failed a check: the error keeps the response.
-                Err(e) => return Err(e.with_response(Response::new(response, head)).into()),
+                Err(e) => return Err(e.with_response(response).into()),
             };
             let mut engine = Engine::new(Role::Client, self.config.clone());
             if let Some(n) = accepted.deflate {
@@ -613,7 +612,7 @@ impl ConnectOptions {
             }
             let mut ws = WebSocket::from_parts(io, engine, self.socket.clone(), buf);
             ws.set_keep_read_buffer(self.rare().keep_read_buffer);
-            Ok((ws, Response::new(response, head)))
+            Ok((ws, response))
         };
         tokio::time::timeout(self.handshake_timeout, fut)
             .await

@@ -1,12 +1,11 @@
 //! The client's side of the opening handshake: the request it writes and
 //! the checks on the response it reads.
 
-use std::fmt::Write as _;
-
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
-use super::{HandshakeError, accept_key, header_has_token};
+use super::response::MAX_HEADERS;
+use super::{ACCEPT_LEN, HandshakeError, Response, accept_key_into, has_token};
 use crate::proto::deflate::{self, DeflateConfig, Negotiated};
 
 /// Where the request goes: the parts of a `ws://` or `wss://` URL that the
@@ -102,7 +101,10 @@ impl Target {
             return None;
         }
         let resource = if resource.is_empty() || resource.starts_with('?') {
-            format!("/{resource}")
+            let mut r = String::with_capacity(resource.len() + 1);
+            r.push('/');
+            r.push_str(resource);
+            r
         } else {
             resource.to_owned()
         };
@@ -132,16 +134,37 @@ impl Target {
     /// when it is not the scheme's default.
     #[must_use]
     pub fn host_header(&self) -> String {
-        let mut s = if self.host.contains(':') {
-            format!("[{}]", self.host)
-        } else {
-            self.host.clone()
-        };
+        let mut out = Vec::with_capacity(self.host.len() + 8);
+        self.write_host_header(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    /// Appends [`Target::host_header`] to `out`.
+    fn write_host_header(&self, out: &mut Vec<u8>) {
+        let ipv6 = self.host.contains(':');
+        if ipv6 {
+            out.push(b'[');
+        }
+        out.extend_from_slice(self.host.as_bytes());
+        if ipv6 {
+            out.push(b']');
+        }
         let default = if self.tls { 443 } else { 80 };
         if self.port != default {
-            let _ = write!(s, ":{}", self.port);
+            out.push(b':');
+            let mut digits = [0u8; 5];
+            let mut n = self.port;
+            let mut i = digits.len();
+            loop {
+                i -= 1;
+                digits[i] = b'0' + (n % 10) as u8;
+                n /= 10;
+                if n == 0 {
+                    break;
+                }
+            }
+            out.extend_from_slice(&digits[i..]);
         }
-        s
     }
 }
 
@@ -238,7 +261,9 @@ pub fn write_request(target: &Target, key: &str, opts: &RequestOptions) -> Vec<u
     out.extend_from_slice(target.resource.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
     if !opts.headers.contains_key(header::HOST) {
-        put(&mut out, "Host", target.host_header().as_bytes());
+        out.extend_from_slice(b"Host: ");
+        target.write_host_header(&mut out);
+        out.extend_from_slice(b"\r\n");
     }
     put(&mut out, "Upgrade", b"websocket");
     put(&mut out, "Connection", b"Upgrade");
@@ -292,38 +317,21 @@ pub fn parse_header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue)
     Ok((n, v))
 }
 
-/// The most headers a response may carry.
-const MAX_HEADERS: usize = 64;
-
-/// Parses the response head at the start of `buf`.
-///
-/// Returns `Ok(None)` when more bytes are needed, or the response and the
-/// length of its head (bytes after it belong to the WebSocket stream).
+/// Parses the response head at the start of `buf`. When it is complete,
+/// splits it off `buf` (what is left belongs to the WebSocket stream) and
+/// returns it; `Ok(None)` when more bytes are needed.
 ///
 /// # Errors
 /// [`HandshakeError::ResponseTooLarge`] once `buf` passes `max` bytes
-/// without a complete head; [`HandshakeError::Malformed`].
-pub fn parse_response(
-    buf: &[u8],
-    max: usize,
-) -> Result<Option<(http::Response<()>, usize)>, HandshakeError> {
+/// without a complete head (or the head has over 64 header lines);
+/// [`HandshakeError::Malformed`].
+pub fn parse_response(buf: &mut BytesMut, max: usize) -> Result<Option<Response>, HandshakeError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut resp = httparse::Response::new(&mut headers);
-    let parsed = resp.parse(buf);
+    let parsed = httparse::Response::new(&mut headers).parse(buf);
     let Some(len) = super::head_len(parsed, buf.len(), max)? else {
         return Ok(None);
     };
-    let code = resp.code.unwrap_or(0);
-    let mut builder = http::Response::builder()
-        .status(code)
-        .version(http::Version::HTTP_11);
-    if let Some(map) = builder.headers_mut() {
-        super::copy_headers(resp.headers, map)?;
-    }
-    let response = builder
-        .body(())
-        .map_err(|_| HandshakeError::Malformed(httparse::Error::Status))?;
-    Ok(Some((response, len)))
+    Response::parse(buf.split_to(len).freeze()).map(Some)
 }
 
 /// What the server accepted.
@@ -350,35 +358,30 @@ pub struct Accepted {
 /// with [`HandshakeError::with_response`], as
 /// [`ConnectOptions::connect`](crate::ConnectOptions::connect) does.
 pub fn check_response(
-    resp: &http::Response<()>,
+    resp: &Response,
     key: &str,
     opts: &RequestOptions,
 ) -> Result<Accepted, HandshakeError> {
-    let h = resp.headers();
-    if !h
-        .get(header::UPGRADE)
-        .is_some_and(|v| header_has_token(v, "websocket"))
+    if !resp
+        .header("upgrade")
+        .is_some_and(|v| has_token(v, b"websocket"))
     {
         return Err(HandshakeError::MissingUpgrade { response: None });
     }
-    if !h
-        .get_all(header::CONNECTION)
-        .iter()
-        .any(|v| header_has_token(v, "upgrade"))
+    if !resp
+        .header_all("connection")
+        .any(|v| has_token(v, b"upgrade"))
     {
         return Err(HandshakeError::MissingConnection { response: None });
     }
-    let expected = accept_key(key.as_bytes());
-    if h.get(header::SEC_WEBSOCKET_ACCEPT)
-        .map(HeaderValue::as_bytes)
-        != Some(expected.as_bytes())
-    {
+    let mut expected = [0u8; ACCEPT_LEN];
+    if resp.header("sec-websocket-accept") != Some(accept_key_into(key.as_bytes(), &mut expected)) {
         return Err(HandshakeError::BadAccept { response: None });
     }
-    let protocol = match h.get(header::SEC_WEBSOCKET_PROTOCOL) {
+    let protocol = match resp.header("sec-websocket-protocol") {
         None => None,
         Some(v) => {
-            let p = String::from_utf8_lossy(v.as_bytes()).trim().to_owned();
+            let p = String::from_utf8_lossy(v).trim().to_owned();
             let offered = opts.protocols.contains(&p)
                 || opts
                     .headers
@@ -396,10 +399,9 @@ pub fn check_response(
             Some(p)
         }
     };
-    let extensions: Vec<String> = h
-        .get_all(header::SEC_WEBSOCKET_EXTENSIONS)
-        .iter()
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_owned())
+    let extensions: Vec<String> = resp
+        .header_all("sec-websocket-extensions")
+        .map(|v| String::from_utf8_lossy(v).trim().to_owned())
         .filter(|v| !v.is_empty())
         .collect();
     let extensions = (!extensions.is_empty()).then(|| extensions.join(", "));
@@ -430,11 +432,11 @@ pub fn check_response(
     })
 }
 
-/// Builds the [`super::Rejected`] error for a non-101 response parsed from
-/// `raw_head`, whose body start is `body`.
+/// Builds the [`super::Rejected`] error for a non-101 response whose body
+/// start is `body`.
 #[must_use]
-pub fn rejected(resp: http::Response<()>, raw_head: Bytes, body: Bytes) -> HandshakeError {
-    HandshakeError::Rejected(Box::new(super::Rejected::new(resp, raw_head, body)))
+pub fn rejected(resp: Response, body: Bytes) -> HandshakeError {
+    HandshakeError::Rejected(Box::new(super::Rejected::new(resp, body)))
 }
 
 /// How many body bytes of a refusal are kept.
@@ -443,10 +445,9 @@ pub const REJECTED_BODY_MAX: usize = 1024;
 /// How many body bytes to read after a refusal's head: `Content-Length`
 /// capped at [`REJECTED_BODY_MAX`], or the cap when the length is unknown.
 #[must_use]
-pub fn rejected_body_len(resp: &http::Response<()>) -> usize {
-    resp.headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
+pub fn rejected_body_len(resp: &Response) -> usize {
+    resp.header("content-length")
+        .and_then(|v| std::str::from_utf8(v).ok())
         .and_then(|v| v.trim().parse::<usize>().ok())
         .map_or(REJECTED_BODY_MAX, |n| n.min(REJECTED_BODY_MAX))
 }
@@ -541,6 +542,9 @@ mod tests {
             "example.com:80"
         );
         assert_eq!(target("ws://[::1]:9000/x").host_header(), "[::1]:9000");
+        assert_eq!(target("ws://h:1/").host_header(), "h:1");
+        assert_eq!(target("ws://h:65535/").host_header(), "h:65535");
+        assert_eq!(target("wss://[::1]/").host_header(), "[::1]");
         assert_eq!(target("ws://h/a/b?c=d").resource, "/a/b?c=d");
         assert_eq!(target("ws://h").resource, "/");
     }
@@ -581,13 +585,17 @@ mod tests {
         assert!(text.ends_with("\r\n\r\n"));
     }
 
-    fn response(extra: &str) -> http::Response<()> {
-        let key = "dGhlIHNhbXBsZSBub25jZQ==";
-        let _ = key;
+    /// A 101 for the RFC's sample key, with `extra` header lines.
+    fn response(extra: &str) -> Response {
         let raw = format!(
             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n{extra}\r\n"
         );
-        parse_response(raw.as_bytes(), 4096).unwrap().unwrap().0
+        parse(raw.as_bytes(), 4096).unwrap().unwrap()
+    }
+
+    /// `parse_response` on a copy of `raw`.
+    fn parse(raw: &[u8], max: usize) -> Result<Option<Response>, HandshakeError> {
+        parse_response(&mut BytesMut::from(raw), max)
     }
 
     #[test]
@@ -595,6 +603,24 @@ mod tests {
         let key = "dGhlIHNhbXBsZSBub25jZQ==";
         let opts = RequestOptions::default();
         assert!(check_response(&response(""), key, &opts).is_ok());
+        // Header names in any case, tokens in lists and in any case.
+        let raw = "HTTP/1.1 101 Switching Protocols\r\nupgrade: WebSocket\r\nCONNECTION: keep-alive, Upgrade\r\nsec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+        let r = parse(raw.as_bytes(), 4096).unwrap().unwrap();
+        assert!(check_response(&r, key, &opts).is_ok());
+        for (drop, want) in [("Upgrade", "upgrade"), ("Connection", "connection")] {
+            let raw = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
+                .replace(&format!("{drop}: "), "X-Other: ");
+            let r = parse(raw.as_bytes(), 4096).unwrap().unwrap();
+            let e = check_response(&r, key, &opts).unwrap_err();
+            assert!(
+                matches!(
+                    (&e, want),
+                    (HandshakeError::MissingUpgrade { .. }, "upgrade")
+                        | (HandshakeError::MissingConnection { .. }, "connection")
+                ),
+                "{drop}: {e:?}"
+            );
+        }
         assert!(matches!(
             check_response(&response(""), "other", &opts),
             Err(HandshakeError::BadAccept { response: None })
@@ -693,22 +719,22 @@ mod tests {
     fn parse_incremental_and_limits() {
         let raw = b"HTTP/1.1 101 OK\r\nUpgrade: websocket\r\n\r\nEXTRA";
         for cut in 0..raw.len() - 5 {
-            assert!(
-                parse_response(&raw[..cut], 1024).unwrap().is_none(),
-                "cut {cut}"
-            );
+            assert!(parse(&raw[..cut], 1024).unwrap().is_none(), "cut {cut}");
         }
-        let (_, len) = parse_response(raw, 1024).unwrap().unwrap();
-        assert_eq!(&raw[len..], b"EXTRA");
+        let mut buf = BytesMut::from(&raw[..]);
+        let r = parse_response(&mut buf, 1024).unwrap().unwrap();
+        assert_eq!(&buf[..], b"EXTRA");
+        assert_eq!(r.raw(), &raw[..raw.len() - 5]);
+        assert_eq!(r.header("upgrade"), Some(&b"websocket"[..]));
         let big = vec![b'a'; 100];
         assert!(matches!(
-            parse_response(&big, 50),
+            parse(&big, 50),
             Err(HandshakeError::Malformed(_)) | Err(HandshakeError::ResponseTooLarge { .. })
         ));
         let mut long = b"HTTP/1.1 101 OK\r\nX: ".to_vec();
         long.extend(std::iter::repeat_n(b'a', 100));
         assert!(matches!(
-            parse_response(&long, 50),
+            parse(&long, 50),
             Err(HandshakeError::ResponseTooLarge { .. })
         ));
     }
@@ -721,7 +747,7 @@ mod tests {
         }
         raw.extend_from_slice(b"\r\n");
         assert!(matches!(
-            parse_response(&raw, 1 << 20),
+            parse(&raw, 1 << 20),
             Err(HandshakeError::ResponseTooLarge { .. })
         ));
     }
@@ -730,14 +756,11 @@ mod tests {
     fn refusal_body_is_capped_at_1_kib() {
         let head = |len: &str| {
             let raw = format!("HTTP/1.1 403 Forbidden\r\nContent-Length: {len}\r\n\r\n");
-            parse_response(raw.as_bytes(), 4096).unwrap().unwrap().0
+            parse(raw.as_bytes(), 4096).unwrap().unwrap()
         };
         assert_eq!(rejected_body_len(&head("10")), 10);
         assert_eq!(rejected_body_len(&head("999999")), REJECTED_BODY_MAX);
-        let no_len = parse_response(b"HTTP/1.1 500 X\r\n\r\n", 4096)
-            .unwrap()
-            .unwrap()
-            .0;
+        let no_len = parse(b"HTTP/1.1 500 X\r\n\r\n", 4096).unwrap().unwrap();
         assert_eq!(rejected_body_len(&no_len), REJECTED_BODY_MAX);
     }
 }

@@ -152,12 +152,11 @@ pub struct Rejected {
 }
 
 impl Rejected {
-    /// A refusal: the parsed response, the raw head it was parsed from
-    /// and the start of its body.
+    /// A refusal: the parsed response and the start of its body.
     #[must_use]
-    pub fn new(response: http::Response<()>, raw_head: Bytes, body: Bytes) -> Rejected {
-        let head = Response::new(response.clone(), raw_head).with_body_start(body.clone());
-        let (parts, ()) = response.into_parts();
+    pub fn new(head: Response, body: Bytes) -> Rejected {
+        let head = head.with_body_start(body.clone());
+        let (parts, ()) = head.clone().into_inner().into_parts();
         Rejected {
             response: http::Response::from_parts(parts, body),
             head,

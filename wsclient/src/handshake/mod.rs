@@ -29,13 +29,27 @@ pub fn generate_key() -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
+/// The length of a `Sec-WebSocket-Accept` value: a SHA-1 digest in base64.
+pub const ACCEPT_LEN: usize = 28;
+
 /// The `Sec-WebSocket-Accept` value for a key.
 #[must_use]
 pub fn accept_key(key: &[u8]) -> String {
+    let mut out = [0u8; ACCEPT_LEN];
+    String::from_utf8_lossy(accept_key_into(key, &mut out)).into_owned()
+}
+
+/// The `Sec-WebSocket-Accept` value for a key, written into `out` (no
+/// allocation); returns it.
+pub fn accept_key_into<'a>(key: &[u8], out: &'a mut [u8; ACCEPT_LEN]) -> &'a [u8] {
     let mut h = Sha1::new();
     h.update(key);
     h.update(GUID);
-    base64::engine::general_purpose::STANDARD.encode(h.finalize())
+    // 20 bytes always encode to 28: the slice is the right size.
+    let n = base64::engine::general_purpose::STANDARD
+        .encode_slice(h.finalize(), out)
+        .unwrap_or(0);
+    &out[..n]
 }
 
 /// The outcome of parsing a request or response head with `httparse`:
@@ -74,10 +88,17 @@ fn copy_headers(
 /// True when a comma-separated header (such as `Connection`) contains
 /// `token`, case-insensitively.
 fn header_has_token(value: &http::HeaderValue, token: &str) -> bool {
-    value
-        .to_str()
-        .map(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
-        .unwrap_or(false)
+    has_token(value.as_bytes(), token.as_bytes())
+}
+
+/// True when a comma-separated header value contains `token`,
+/// case-insensitively.
+fn has_token(value: &[u8], token: &[u8]) -> bool {
+    // Most answers are the token alone.
+    value.eq_ignore_ascii_case(token)
+        || value
+            .split(|&b| b == b',')
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
 }
 
 #[cfg(test)]

@@ -148,7 +148,9 @@ mod tests {
         assert_eq!(parsed.protocols, ["a", "b"]);
         assert_eq!(parsed.request.uri(), "/x?y");
         let resp = write_accept(&parsed.key, Some("b"));
-        let (r, _) = parse_response(&resp, 8192).unwrap().unwrap();
+        let r = parse_response(&mut bytes::BytesMut::from(&resp[..]), 8192)
+            .unwrap()
+            .unwrap();
         assert_eq!(
             check_response(&r, &key, &opts).unwrap().protocol.as_deref(),
             Some("b")
