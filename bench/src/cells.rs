@@ -566,9 +566,24 @@ mod events {
     }
 
     async fn opened(s: &Signals) -> R<()> {
-        tokio::time::timeout(Duration::from_secs(10), s.open.notified())
-            .await
-            .map_err(|_| "timed out connecting")?;
+        opened_by(
+            s,
+            std::pin::pin!(tokio::time::sleep(Duration::from_secs(10))),
+        )
+        .await
+    }
+
+    /// [`opened`], bounded by a `deadline` the caller may share between
+    /// connects: a timer registered per connect would be harness work in
+    /// the connect cell's timed window (tokio wakes its driver, an eventfd
+    /// write, for a timer registered while none is pending), which the
+    /// socket clients, awaited directly, do not have.
+    async fn opened_by(s: &Signals, deadline: std::pin::Pin<&mut tokio::time::Sleep>) -> R<()> {
+        tokio::select! {
+            biased;
+            () = s.open.notified() => {}
+            () = deadline => return Err("timed out connecting".into()),
+        }
         if s.failed.load(Ordering::Relaxed) > 0 {
             return Err("connect failed".into());
         }
@@ -802,11 +817,14 @@ mod events {
         let wall = Instant::now();
         let mut total = Duration::ZERO;
         let mut n = 0usize;
+        // One limit for every connect of the cell, registered once.
+        let mut deadline =
+            std::pin::pin!(tokio::time::sleep(secs(p.secs) + Duration::from_secs(10)));
         while wall.elapsed() < secs(p.secs) && n < MAX_CONNECTS {
             let t = Instant::now();
             let (c, sig) = client(p.addr)?;
             let conn = c.connect();
-            opened(&sig).await?;
+            opened_by(&sig, deadline.as_mut()).await?;
             // Timed to the start of `on_websocket_connect`, where the user's
             // code runs (as the socket clients are timed to the return of
             // their connect), not to this task's wake-up after it.
