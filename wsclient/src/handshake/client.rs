@@ -4,7 +4,7 @@
 use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
-use super::response::MAX_HEADERS;
+use super::response::{MAX_HEADERS, Parsed};
 use super::{ACCEPT_LEN, HandshakeError, Response, accept_key_into, has_token};
 use crate::proto::deflate::{self, DeflateConfig, Negotiated};
 
@@ -327,11 +327,15 @@ pub fn parse_header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue)
 /// [`HandshakeError::Malformed`].
 pub fn parse_response(buf: &mut BytesMut, max: usize) -> Result<Option<Response>, HandshakeError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let parsed = httparse::Response::new(&mut headers).parse(buf);
+    let mut resp = httparse::Response::new(&mut headers);
+    let parsed = resp.parse(buf);
     let Some(len) = super::head_len(parsed, buf.len(), max)? else {
         return Ok(None);
     };
-    Response::parse(buf.split_to(len).freeze()).map(Some)
+    // Indexed now, while the parser's view is at hand: the head is not
+    // parsed a second time.
+    let index = Parsed::of(&resp, buf)?;
+    Ok(Some(index.with_raw(buf.split_to(len).freeze())))
 }
 
 /// What the server accepted.

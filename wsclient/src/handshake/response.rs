@@ -18,6 +18,54 @@ struct Field {
     value: (u32, u32),
 }
 
+/// A response head as `httparse` read it: the status and where each header
+/// line lies, as offsets from the start of the head, so that it outlives
+/// the parser's borrow of the bytes.
+pub(crate) struct Parsed {
+    status: http::StatusCode,
+    fields: Vec<Field>,
+}
+
+impl Parsed {
+    /// Indexes `resp`, parsed from `base` (whose start is the head's).
+    pub(crate) fn of(
+        resp: &httparse::Response<'_, '_>,
+        base: &[u8],
+    ) -> Result<Self, HandshakeError> {
+        let status = http::StatusCode::from_u16(resp.code.unwrap_or(0))
+            .map_err(|_| HandshakeError::Malformed(httparse::Error::Status))?;
+        let at = |s: &[u8]| {
+            // Every slice `httparse` hands out lies within `base`, which a
+            // response head limit keeps far below 4 GiB.
+            let start = (s.as_ptr() as usize).wrapping_sub(base.as_ptr() as usize);
+            (
+                u32::try_from(start).unwrap_or(u32::MAX),
+                u32::try_from(start + s.len()).unwrap_or(u32::MAX),
+            )
+        };
+        let fields = resp
+            .headers
+            .iter()
+            .map(|h| Field {
+                name: at(h.name.as_bytes()),
+                value: at(h.value),
+            })
+            .collect();
+        Ok(Parsed { status, fields })
+    }
+
+    /// The response, over `raw`: the head this was parsed from.
+    pub(crate) fn with_raw(self, raw: Bytes) -> Response {
+        Response {
+            status: self.status,
+            fields: self.fields,
+            raw,
+            body: Bytes::new(),
+            http: OnceLock::new(),
+        }
+    }
+}
+
 /// The server's answer to the upgrade request, kept as the raw response
 /// head the server sent (it prints exactly as received: the seed's
 /// `echo $response`) with the status and an index of its header lines.
@@ -61,32 +109,7 @@ impl Response {
             }
             Err(e) => return Err(HandshakeError::Malformed(e)),
         }
-        let status = http::StatusCode::from_u16(resp.code.unwrap_or(0))
-            .map_err(|_| HandshakeError::Malformed(httparse::Error::Status))?;
-        let at = |s: &[u8]| {
-            // Every slice `httparse` hands out lies within `raw`, which a
-            // response head limit keeps far below 4 GiB.
-            let start = (s.as_ptr() as usize).wrapping_sub(raw.as_ptr() as usize);
-            (
-                u32::try_from(start).unwrap_or(u32::MAX),
-                u32::try_from(start + s.len()).unwrap_or(u32::MAX),
-            )
-        };
-        let fields = resp
-            .headers
-            .iter()
-            .map(|h| Field {
-                name: at(h.name.as_bytes()),
-                value: at(h.value),
-            })
-            .collect();
-        Ok(Response {
-            status,
-            fields,
-            raw,
-            body: Bytes::new(),
-            http: OnceLock::new(),
-        })
+        Ok(Parsed::of(&resp, &raw)?.with_raw(raw))
     }
 
     /// The same response with `body` as the start of its body (what was
