@@ -611,6 +611,20 @@ mod tests {
         let raw = "HTTP/1.1 101 Switching Protocols\r\nupgrade: WebSocket\r\nCONNECTION: keep-alive, Upgrade\r\nsec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
         let r = parse(raw.as_bytes(), 4096).unwrap().unwrap();
         assert!(check_response(&r, key, &opts).is_ok());
+        // An empty or missing accept value is refused like a wrong one.
+        for accept in ["Sec-WebSocket-Accept: \r\n", ""] {
+            let raw = format!(
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n{accept}\r\n"
+            );
+            let r = parse(raw.as_bytes(), 4096).unwrap().unwrap();
+            assert!(
+                matches!(
+                    check_response(&r, key, &opts),
+                    Err(HandshakeError::BadAccept { response: None })
+                ),
+                "{accept:?}"
+            );
+        }
         for (drop, want) in [("Upgrade", "upgrade"), ("Connection", "connection")] {
             let raw = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
                 .replace(&format!("{drop}: "), "X-Other: ");

@@ -45,11 +45,11 @@ pub fn accept_key_into<'a>(key: &[u8], out: &'a mut [u8; ACCEPT_LEN]) -> &'a [u8
     let mut h = Sha1::new();
     h.update(key);
     h.update(GUID);
-    // 20 bytes always encode to 28: the slice is the right size.
-    let n = base64::engine::general_purpose::STANDARD
-        .encode_slice(h.finalize(), out)
-        .unwrap_or(0);
-    &out[..n]
+    // 20 bytes always encode to exactly 28. Were the encoding ever to
+    // fail, `out` would stay zeros, which no header value can equal (a
+    // parsed value holds no NUL): never an empty value that matches.
+    let _ = base64::engine::general_purpose::STANDARD.encode_slice(h.finalize(), &mut out[..]);
+    &out[..]
 }
 
 /// The outcome of parsing a request or response head with `httparse`:
