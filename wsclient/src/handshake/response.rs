@@ -101,13 +101,10 @@ impl Response {
     pub fn parse(raw: Bytes) -> Result<Self, HandshakeError> {
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut resp = httparse::Response::new(&mut headers);
-        match resp.parse(&raw) {
-            Ok(httparse::Status::Complete(len)) if len == raw.len() => {}
-            Ok(_) => return Err(HandshakeError::Malformed(httparse::Error::Status)),
-            Err(httparse::Error::TooManyHeaders) => {
-                return Err(HandshakeError::ResponseTooLarge { max: raw.len() });
-            }
-            Err(e) => return Err(HandshakeError::Malformed(e)),
+        let parsed = resp.parse(&raw);
+        if super::head_len(parsed, raw.len(), raw.len())? != Some(raw.len()) {
+            // Incomplete, or bytes after the head.
+            return Err(HandshakeError::Malformed(httparse::Error::Status));
         }
         Ok(Parsed::of(&resp, &raw)?.with_raw(raw))
     }
@@ -224,34 +221,8 @@ impl fmt::Debug for Response {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Response")
             .field("status", &self.status)
-            .field(
-                "headers",
-                &DebugFields(
-                    self.fields
-                        .iter()
-                        .map(|h| (self.slice(h.name), self.slice(h.value))),
-                ),
-            )
+            .field("head", &String::from_utf8_lossy(&self.raw))
             .field("body_start", &String::from_utf8_lossy(&self.body))
-            .finish()
-    }
-}
-
-/// Header lines for `Debug`: `name: value` pairs, lossily as text.
-struct DebugFields<I>(I);
-
-impl<'a, I> fmt::Debug for DebugFields<I>
-where
-    I: Iterator<Item = (&'a [u8], &'a [u8])> + Clone,
-{
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_map()
-            .entries(self.0.clone().map(|(n, v)| {
-                (
-                    String::from_utf8_lossy(n),
-                    String::from_utf8_lossy(v).into_owned(),
-                )
-            }))
             .finish()
     }
 }
