@@ -2,9 +2,10 @@
 //! [`crate::frames`], one current-thread runtime, so that it treats every
 //! client the same.
 //!
-//! - `send`: after the upgrade, writes a pre-built buffer of unmasked binary
-//!   frames in a loop as fast as the client reads. A close frame from the
-//!   client stops it at the next frame boundary and is answered.
+//! - `send`: after the upgrade, sends pre-built unmasked binary frames in a
+//!   loop as fast as the client reads, with `sendfile(2)` from a memory file
+//!   (see [`Stream`]). A close frame from the client stops it at the next
+//!   frame boundary and is answered.
 //! - `echo`: answers every data frame with the same payload, unmasked; pings
 //!   get pongs, a close frame is answered and the connection ends.
 //! - `sink`: reads and discards (payloads are skipped, not unmasked); a
@@ -13,7 +14,7 @@
 //!
 //! Masked and unmasked client frames are both accepted.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -61,8 +62,7 @@ pub fn run(mode: Mode, size: usize, port: u16, watch_stdin: bool) -> std::io::Re
         let listener = sock.listen(8192)?;
         println!("LISTENING {}", listener.local_addr()?.port());
         std::io::Write::flush(&mut std::io::stdout())?;
-        // The send buffer: whole frames, ~256 KiB (one frame for 1 MiB).
-        let batch: Rc<Vec<u8>> = Rc::new(frames::frame_batch(size, false, 256 << 10).0);
+        let stream = Rc::new(Stream::new(size)?);
         loop {
             let (s, _) = match listener.accept().await {
                 Ok(x) => x,
@@ -73,15 +73,15 @@ pub fn run(mode: Mode, size: usize, port: u16, watch_stdin: bool) -> std::io::Re
                     continue;
                 }
             };
-            let batch = batch.clone();
+            let stream = stream.clone();
             tokio::task::spawn_local(async move {
-                let _ = conn(s, mode, batch).await;
+                let _ = conn(s, mode, &stream).await;
             });
         }
     })
 }
 
-async fn conn(mut s: TcpStream, mode: Mode, batch: Rc<Vec<u8>>) -> std::io::Result<()> {
+async fn conn(mut s: TcpStream, mode: Mode, stream: &Stream) -> std::io::Result<()> {
     s.set_nodelay(true)?;
     let mut buf = Vec::with_capacity(1024);
     let head_len = loop {
@@ -106,7 +106,7 @@ async fn conn(mut s: TcpStream, mode: Mode, batch: Rc<Vec<u8>>) -> std::io::Resu
     s.write_all(resp.as_bytes()).await?;
     buf.drain(..head_len);
     match mode {
-        Mode::Send => send(s, buf, &batch).await,
+        Mode::Send => send(s, buf, stream).await,
         Mode::Echo => echo(s, buf).await,
         Mode::Sink => sink(s, buf).await,
     }
@@ -169,9 +169,64 @@ impl Skipper {
     }
 }
 
-async fn send(mut s: TcpStream, leftover: Vec<u8>, batch: &[u8]) -> std::io::Result<()> {
-    let (mut rd, mut wr) = s.split();
-    let closing: Cell<Option<Vec<u8>>> = Cell::new(None);
+/// The frames `send` mode writes, in a memory file: whole frames, at least
+/// 1 MiB of them, sent with `sendfile(2)` so the kernel hands the client
+/// references to these pages instead of copying every byte out of this
+/// process first. The server then costs less per byte than any client
+/// (which must copy what it reads), so the receive cells measure the
+/// client, not the server.
+pub struct Stream {
+    file: std::fs::File,
+    len: usize,
+    /// One frame's length: frame boundaries are its multiples.
+    frame: usize,
+}
+
+impl Stream {
+    pub fn new(size: usize) -> std::io::Result<Stream> {
+        use std::io::Write;
+        let (batch, n) = frames::frame_batch(size, false, 256 << 10);
+        let frame = batch.len() / n;
+        let reps = ((1 << 20) / batch.len()).max(1);
+        // SAFETY: a NUL-terminated name and no flags.
+        let fd = unsafe { libc::memfd_create(c"wsbench-frames".as_ptr(), 0) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: `fd` was just created and is owned by nothing else.
+        let mut file = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        for _ in 0..reps {
+            file.write_all(&batch)?;
+        }
+        Ok(Stream {
+            file,
+            len: batch.len() * reps,
+            frame,
+        })
+    }
+
+    /// Sends up to `max` bytes from `off` (wrapping at the end of the
+    /// file); how many the socket took.
+    fn send_at(&self, s: &TcpStream, off: usize, max: usize) -> std::io::Result<usize> {
+        use std::os::fd::AsRawFd;
+        let count = (self.len - off).min(max);
+        let mut o = off as libc::off_t;
+        s.try_io(tokio::io::Interest::WRITABLE, || {
+            // SAFETY: both descriptors are open for the call; `o` is a valid
+            // offset the kernel advances.
+            let n = unsafe { libc::sendfile(s.as_raw_fd(), self.file.as_raw_fd(), &mut o, count) };
+            if n < 0 {
+                Err(std::io::Error::last_os_error())
+            } else {
+                Ok(n as usize)
+            }
+        })
+    }
+}
+
+async fn send(s: TcpStream, leftover: Vec<u8>, stream: &Stream) -> std::io::Result<()> {
+    let s = &s;
+    let closing: RefCell<Option<Vec<u8>>> = RefCell::new(None);
     let done = Cell::new(false);
     let reader = async {
         let mut sk = Skipper {
@@ -181,31 +236,72 @@ async fn send(mut s: TcpStream, leftover: Vec<u8>, batch: &[u8]) -> std::io::Res
         sk.buf.reserve(64 << 10);
         loop {
             if let Some(reply) = sk.feed() {
-                closing.set(Some(reply));
+                *closing.borrow_mut() = Some(reply);
                 return;
             }
-            match rd.read_buf(&mut sk.buf).await {
-                Ok(0) | Err(_) => {
+            if s.readable().await.is_err() {
+                done.set(true);
+                return;
+            }
+            match s.try_read_buf(&mut sk.buf) {
+                Ok(0) => {
                     done.set(true);
                     return;
                 }
                 Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => {
+                    done.set(true);
+                    return;
+                }
             }
         }
     };
     let writer = async {
+        let mut off = 0usize;
         loop {
-            if let Some(reply) = closing.take() {
-                let _ = wr.write_all(&reply).await;
-                let _ = wr.shutdown().await;
+            if done.get() {
                 return;
             }
-            if done.get() || wr.write_all(batch).await.is_err() {
+            // At a close, finish the frame being sent, then answer.
+            let closing_now = closing.borrow().is_some();
+            if closing_now && off.is_multiple_of(stream.frame) {
+                let reply = closing.take().unwrap_or_default();
+                let _ = write_all_ref(s, &reply).await;
+                // SAFETY: shuts the write side of a socket open for the call.
+                unsafe { libc::shutdown(std::os::fd::AsRawFd::as_raw_fd(s), libc::SHUT_WR) };
                 return;
+            }
+            let max = if closing_now {
+                stream.frame - off % stream.frame
+            } else {
+                usize::MAX
+            };
+            if s.writable().await.is_err() {
+                return;
+            }
+            match stream.send_at(s, off, max) {
+                Ok(0) => return,
+                Ok(n) => off = (off + n) % stream.len,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => return,
             }
         }
     };
     tokio::join!(reader, writer);
+    Ok(())
+}
+
+/// `write_all` on a shared `&TcpStream`.
+async fn write_all_ref(s: &TcpStream, mut buf: &[u8]) -> std::io::Result<()> {
+    while !buf.is_empty() {
+        s.writable().await?;
+        match s.try_write(buf) {
+            Ok(n) => buf = &buf[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
     Ok(())
 }
 
@@ -313,5 +409,106 @@ async fn discard(s: &TcpStream, len: usize) -> std::io::Result<usize> {
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
             Err(e) => return Err(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reads whole frames from `c` until a close frame; checks every data
+    /// frame's payload and returns how many came and the close's payload.
+    async fn read_until_close(
+        c: &mut TcpStream,
+        size: usize,
+        stop_after: usize,
+    ) -> (usize, Vec<u8>) {
+        let want = frames::payload(size);
+        let mut buf = Vec::new();
+        let mut frames_seen = 0;
+        let mut sent_close = false;
+        loop {
+            let mut at = 0;
+            while let Some(h) = frames::parse_header(&buf[at..]) {
+                let (start, end) = (at + h.header_len, at + h.header_len + h.len as usize);
+                if buf.len() < end {
+                    break;
+                }
+                at = end;
+                if h.opcode == OP_CLOSE {
+                    assert_eq!(at, buf.len(), "bytes after the close frame");
+                    let mut rest = Vec::new();
+                    assert_eq!(c.read_to_end(&mut rest).await.unwrap(), 0, "not shut down");
+                    return (frames_seen, buf[start..end].to_vec());
+                }
+                assert_eq!(h.opcode, OP_BINARY);
+                assert!(buf[start..end] == want[..], "frame {frames_seen} differs");
+                frames_seen += 1;
+            }
+            buf.drain(..at);
+            if frames_seen >= stop_after && !sent_close {
+                let mut close = Vec::new();
+                frames::put_frame(
+                    &mut close,
+                    OP_CLOSE,
+                    &1000u16.to_be_bytes(),
+                    Some([9, 8, 7, 6]),
+                );
+                c.write_all(&close).await.unwrap();
+                sent_close = true;
+            }
+            assert!(
+                c.read_buf(&mut buf).await.unwrap() > 0,
+                "EOF before the close"
+            );
+        }
+    }
+
+    /// `send` mode streams whole, correct frames across the memory file's
+    /// wrap-around, and a close stops it at a frame boundary with the
+    /// client's code echoed and the write side shut.
+    #[test]
+    fn send_mode_streams_whole_frames_and_answers_a_close() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        tokio::task::LocalSet::new().block_on(&rt, async {
+            for (size, wrap) in [16usize, 1000, 70_000, 1 << 20]
+                .into_iter()
+                .flat_map(|s| [(s, false), (s, true)])
+            {
+                let stream = Stream::new(size).unwrap();
+                // A close while the server is somewhere in its file, or
+                // after it went past the file's end twice.
+                let stop_after = if wrap {
+                    2 * stream.len / stream.frame + 3
+                } else {
+                    1
+                };
+                // Small socket buffers, so that the server is stopped part
+                // way into its file (not only at its end) by a full socket.
+                let ls = TcpSocket::new_v4().unwrap();
+                ls.set_send_buffer_size(32 << 10).unwrap();
+                ls.bind(([127, 0, 0, 1], 0).into()).unwrap();
+                let l = ls.listen(1).unwrap();
+                let cs = TcpSocket::new_v4().unwrap();
+                cs.set_recv_buffer_size(32 << 10).unwrap();
+                let mut c = cs.connect(l.local_addr().unwrap()).await.unwrap();
+                let (s, _) = l.accept().await.unwrap();
+                let server = tokio::task::spawn_local(async move {
+                    send(s, Vec::new(), &stream).await.unwrap();
+                });
+                let (n, close) = tokio::time::timeout(
+                    std::time::Duration::from_secs(30),
+                    read_until_close(&mut c, size, stop_after),
+                )
+                .await
+                .unwrap();
+                assert!(n >= stop_after, "{size}: {n} frames");
+                assert_eq!(close, 1000u16.to_be_bytes(), "{size}");
+                server.await.unwrap();
+            }
+        });
     }
 }
