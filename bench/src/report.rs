@@ -530,7 +530,8 @@ fn markdown(res: &Results, cfg: &Config, invoked: &str, load: &str, took: Durati
     let _ = writeln!(
         o,
         "- **Method:** every (cell, repetition, client) is a fresh neutral server process \
-         (tokio TCP, hand-written framing) and a fresh client process on a current-thread \
+         (tokio TCP, hand-written framing; receive cells: pre-built frames sent with \
+         `sendfile(2)` from a memory file, so the server copies nothing) and a fresh client process on a current-thread \
          tokio runtime; clients interleaved, {} repetition(s) of {} s each (after {} s warm-up \
          for receive and echo); median (min–max). Payloads are binary; MB = 10^6 payload \
          bytes. Send cells end with the close handshake, so queued bytes are counted only \
