@@ -85,12 +85,15 @@ pub struct Sample {
     /// The client process's CPU time (user + system) over the measured
     /// window (receive, send and echo cells).
     pub cpu_secs: f64,
+    /// The server process's CPU time over the same window, when the run
+    /// was told the server's pid (`--server-pid`).
+    pub server_cpu_secs: f64,
 }
 
 impl Sample {
     pub fn line(&self) -> String {
         format!(
-            "RESULT msgs={} bytes={} secs={} p50_ns={} p99_ns={} per_conn={} heap_per_conn={} cpu_secs={}",
+            "RESULT msgs={} bytes={} secs={} p50_ns={} p99_ns={} per_conn={} heap_per_conn={} cpu_secs={} server_cpu_secs={}",
             self.msgs,
             self.bytes,
             self.secs,
@@ -98,7 +101,8 @@ impl Sample {
             self.p99_ns,
             self.per_conn,
             self.heap_per_conn,
-            self.cpu_secs
+            self.cpu_secs,
+            self.server_cpu_secs
         )
     }
 
@@ -116,6 +120,7 @@ impl Sample {
                 "per_conn" => s.per_conn = v.parse().ok()?,
                 "heap_per_conn" => s.heap_per_conn = v.parse().ok()?,
                 "cpu_secs" => s.cpu_secs = v.parse().ok()?,
+                "server_cpu_secs" => s.server_cpu_secs = v.parse().ok()?,
                 _ => {}
             }
         }
@@ -201,6 +206,7 @@ async fn recv<W: Ws>(p: &Params) -> R<Sample> {
         bytes: bytes as f64,
         secs: w.elapsed().as_secs_f64(),
         cpu_secs: w.cpu(),
+        server_cpu_secs: w.server_cpu(),
         ..Sample::default()
     })
 }
@@ -229,6 +235,7 @@ async fn send<W: Ws>(p: &Params) -> R<Sample> {
         bytes: (n * p.size as u64) as f64,
         secs: w.elapsed().as_secs_f64(),
         cpu_secs: w.cpu(),
+        server_cpu_secs: w.server_cpu(),
         ..Sample::default()
     })
 }
@@ -255,18 +262,37 @@ async fn echo<W: Ws>(p: &Params) -> R<Sample> {
     Ok(latency_sample(&h, &w))
 }
 
-/// A measured window: when it opened, in wall-clock time and in the
-/// process's CPU time.
+/// The server's pid, when the run was given it: windows then also
+/// measure the server's CPU time.
+pub static SERVER_PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+
+/// A measured window: when it opened, in wall-clock time, in the process's
+/// CPU time and in the server's.
 struct Window {
     start: Instant,
     cpu: f64,
+    server_cpu: Option<f64>,
 }
 
 impl Window {
     fn open() -> Self {
         Window {
+            server_cpu: SERVER_PID
+                .get()
+                .and_then(|&pid| crate::sys::process_cpu_secs(pid)),
             start: Instant::now(),
             cpu: crate::sys::cpu_secs(),
+        }
+    }
+
+    /// The server's CPU seconds since the window opened (0 when unknown).
+    fn server_cpu(&self) -> f64 {
+        let now = SERVER_PID
+            .get()
+            .and_then(|&pid| crate::sys::process_cpu_secs(pid));
+        match (self.server_cpu, now) {
+            (Some(a), Some(b)) => b - a,
+            _ => 0.0,
         }
     }
 
@@ -286,6 +312,7 @@ fn latency_sample(h: &Histogram<u64>, w: &Window) -> Sample {
         msgs: h.len() as f64,
         secs: w.elapsed().as_secs_f64(),
         cpu_secs: w.cpu(),
+        server_cpu_secs: w.server_cpu(),
         p50_ns: h.value_at_quantile(0.50),
         p99_ns: h.value_at_quantile(0.99),
         ..Sample::default()
@@ -465,6 +492,7 @@ mod raw {
             bytes: msgs * p.size as f64,
             secs: w.elapsed().as_secs_f64(),
             cpu_secs: w.cpu(),
+            server_cpu_secs: w.server_cpu(),
             ..Sample::default()
         })
     }
@@ -493,6 +521,7 @@ mod raw {
             bytes: (n * p.size as u64) as f64,
             secs: w.elapsed().as_secs_f64(),
             cpu_secs: w.cpu(),
+            server_cpu_secs: w.server_cpu(),
             ..Sample::default()
         })
     }
@@ -629,6 +658,7 @@ mod events {
             bytes: (b1 - b0) as f64,
             secs: t1.as_secs_f64(),
             cpu_secs: cpu,
+            server_cpu_secs: w.server_cpu(),
             ..Sample::default()
         })
     }
@@ -690,6 +720,7 @@ mod events {
             bytes: (n * p.size as u64) as f64,
             secs: w.elapsed().as_secs_f64(),
             cpu_secs: w.cpu(),
+            server_cpu_secs: w.server_cpu(),
             ..Sample::default()
         })
     }

@@ -7,7 +7,7 @@
 //!             [--invoked-as "CMD"] [--note "TEXT"]
 //! wsbench server --mode send|echo|sink --size BYTES [--port P] [--cpu C] [--watch-stdin]
 //! wsbench run --client NAME --cell recv|send|echo|idle|connect --size BYTES
-//!             --port P [--secs S] [--warm S] [--conns N] [--cpu C]
+//!             --port P [--secs S] [--warm S] [--conns N] [--cpu C] [--server-pid PID]
 //! ```
 //!
 //! `all` runs every cell: each (cell, repetition, client) is a fresh server
@@ -32,7 +32,7 @@ const USAGE: &str = "usage:
               [--invoked-as \"CMD\"] [--note \"TEXT\"]
   wsbench server --mode send|echo|sink --size BYTES [--port P] [--cpu C] [--watch-stdin]
   wsbench run --client NAME --cell recv|send|echo|idle|connect --size BYTES
-              --port P [--secs S] [--warm S] [--conns N] [--cpu C]";
+              --port P [--secs S] [--warm S] [--conns N] [--cpu C] [--server-pid PID]";
 
 /// Options each command accepts: those taking a value, and flags.
 fn accepted(cmd: &str) -> (&'static [&'static str], &'static [&'static str]) {
@@ -54,7 +54,15 @@ fn accepted(cmd: &str) -> (&'static [&'static str], &'static [&'static str]) {
         "server" => (&["mode", "size", "port", "cpu"], &["watch-stdin"]),
         "run" => (
             &[
-                "client", "cell", "size", "port", "secs", "warm", "conns", "cpu",
+                "client",
+                "cell",
+                "size",
+                "port",
+                "secs",
+                "warm",
+                "conns",
+                "cpu",
+                "server-pid",
             ],
             &[],
         ),
@@ -147,6 +155,10 @@ fn run_one(args: &Args) -> Result<(), String> {
         warm: args.num("warm", 0.2)?,
         conns: args.num("conns", 10_000)?,
     };
+    if let Some(pid) = args.opt("server-pid") {
+        let pid: u32 = pid.parse().map_err(|_| "--server-pid: bad value")?;
+        let _ = cells::SERVER_PID.set(pid);
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

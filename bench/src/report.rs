@@ -75,6 +75,10 @@ enum Metric {
     ConnsPerSec,
     /// Client CPU time per message (per round trip for echo), in ns.
     CpuPerMsg,
+    /// The server process's CPU time over the measured window, as a share
+    /// of the window (in %): near 100% the server, not the client, sets
+    /// the pace.
+    ServerBusy,
 }
 
 impl Metric {
@@ -96,6 +100,10 @@ impl Metric {
             // Not measured (a cell without a CPU window): left out.
             Metric::CpuPerMsg if s.cpu_secs <= 0.0 || s.msgs <= 0.0 => f64::NAN,
             Metric::CpuPerMsg => s.cpu_secs / s.msgs * 1e9,
+            Metric::ServerBusy if s.server_cpu_secs <= 0.0 || s.secs <= 0.0 => f64::NAN,
+            // The two reads of the server's time bracket the window a
+            // little: a busy server can read just over 100%.
+            Metric::ServerBusy => (s.server_cpu_secs / s.secs * 100.0).min(100.0),
         }
     }
 
@@ -109,6 +117,7 @@ impl Metric {
             Metric::HeapPerConn => format!("{:.2} KiB live heap", v / 1024.0),
             Metric::CpuPerMsg if v < 10_000.0 => format!("{v:.0} ns"),
             Metric::CpuPerMsg => format!("{:.1} µs", v / 1e3),
+            Metric::ServerBusy => format!("{v:.0}%"),
         }
     }
 
@@ -285,10 +294,13 @@ fn run_pair(exe: &PathBuf, cfg: &Config, spec: Spec, client: &str) -> Result<Sam
     } else {
         (cfg.server_cpu, cfg.client_cpu)
     };
-    let (_server, port) = start_server(exe, spec.kind.server_mode(), spec.size, scpu)?;
+    let (server, port) = start_server(exe, spec.kind.server_mode(), spec.size, scpu)?;
+    let server_pid = server.0.id().to_string();
     let mut cmd = Command::new(exe);
     cmd.args([
         "run",
+        "--server-pid",
+        &server_pid,
         "--client",
         client,
         "--cell",
@@ -583,6 +595,24 @@ fn markdown(res: &Results, cfg: &Config, invoked: &str, load: &str, took: Durati
         Kind::Recv | Kind::Send | Kind::Echo => vec![Metric::CpuPerMsg],
         Kind::Idle | Kind::Connect => Vec::new(),
     });
+    let _ = writeln!(o, "\n## Server core busy (medians)\n");
+    let _ = writeln!(
+        o,
+        "CPU time of the server process over the same window, as a share of the window \
+         (its thread's time on a CPU, `/proc/<pid>/task/*/schedstat`; on loopback this \
+         includes the kernel's receive processing of the packets it sends). Near 100% the \
+         server sets the pace and the cell cannot tell the faster clients apart; their \
+         CPU per message above still does.\n"
+    );
+    summary_with(
+        &mut o,
+        res,
+        |spec| match spec.kind {
+            Kind::Recv | Kind::Send => vec![Metric::ServerBusy],
+            Kind::Echo | Kind::Idle | Kind::Connect => Vec::new(),
+        },
+        false,
+    );
     let _ = writeln!(o, "\n## Targets (issue 5)\n");
     let _ = writeln!(
         o,
@@ -634,11 +664,17 @@ fn markdown(res: &Results, cfg: &Config, invoked: &str, load: &str, took: Durati
                     .stat(i, c, Metric::CpuPerMsg)
                     .filter(|_| rows(*spec).first() == Some(&m))
                     .map(|s| format!("{} CPU/msg", Metric::CpuPerMsg.fmt(s.median)));
-                let also = match (also.is_empty(), cpu) {
-                    (_, None) => also,
-                    (true, Some(cpu)) => cpu,
-                    (false, Some(cpu)) => format!("{also}; {cpu}"),
-                };
+                // And how busy the server was, beside it.
+                let busy = res
+                    .stat(i, c, Metric::ServerBusy)
+                    .filter(|_| rows(*spec).first() == Some(&m))
+                    .map(|s| format!("server {}", Metric::ServerBusy.fmt(s.median)));
+                let also = [Some(also), cpu, busy]
+                    .into_iter()
+                    .flatten()
+                    .filter(|s| !s.is_empty())
+                    .collect::<Vec<_>>()
+                    .join("; ");
                 let mark = if *c == best { " (best peer)" } else { "" };
                 let n = res.samples.get(&(i, c.clone())).map_or(0, Vec::len);
                 let _ = writeln!(
@@ -668,6 +704,11 @@ fn markdown(res: &Results, cfg: &Config, invoked: &str, load: &str, took: Durati
 /// A table of medians, one row per (cell, metric) that `rows` gives, one
 /// column per client, then our clients' ratios to the best peer and raw TCP.
 fn summary(o: &mut String, res: &Results, rows: impl Fn(Spec) -> Vec<Metric>) {
+    summary_with(o, res, rows, true);
+}
+
+/// [`summary`], with or without the ratio columns.
+fn summary_with(o: &mut String, res: &Results, rows: impl Fn(Spec) -> Vec<Metric>, ratios: bool) {
     use std::fmt::Write as _;
     let mut head = String::from("| cell |");
     let mut sep = String::from("|---|");
@@ -677,7 +718,7 @@ fn summary(o: &mut String, res: &Results, rows: impl Fn(Spec) -> Vec<Metric>) {
     }
     let ours: Vec<&str> = ["wsclient", "wsclient-events"]
         .into_iter()
-        .filter(|c| res.clients.iter().any(|x| x == c))
+        .filter(|c| ratios && res.clients.iter().any(|x| x == c))
         .collect();
     for c in &ours {
         let short = if *c == "wsclient" { "socket" } else { "events" };

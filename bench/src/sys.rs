@@ -17,6 +17,18 @@ pub fn cpu_secs() -> f64 {
     ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
 }
 
+/// CPU time process `pid` has used so far, all its threads, in seconds:
+/// the sum of the first field (ns on a CPU) of
+/// `/proc/<pid>/task/*/schedstat`. `None` when it cannot be read.
+pub fn process_cpu_secs(pid: u32) -> Option<f64> {
+    let mut ns = 0u64;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let stat = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+        ns += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(ns as f64 / 1e9)
+}
+
 /// The CPUs this process may run on.
 pub fn allowed_cpus() -> Vec<usize> {
     // SAFETY: `set` is a plain bitmask the kernel fills in; the size passed
