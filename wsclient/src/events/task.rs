@@ -466,6 +466,12 @@ impl Session<'_> {
                 // else goes through the stream.
                 let msg = match self.ws.take_buffered() {
                     Some(msg) => msg,
+                    // Everything read so far is delivered: the commands
+                    // (replies sent from the callbacks among them) and
+                    // writes go first, then the socket is read again. A
+                    // reply written before that read is what makes its
+                    // answer there to read.
+                    None if got_frames => break,
                     None => match self.ws.poll_next_unpin(cx) {
                         Poll::Ready(Some(Ok(msg))) if !matches!(msg, Message::Close(_)) => msg,
                         Poll::Ready(other) => {
