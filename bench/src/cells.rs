@@ -201,14 +201,7 @@ async fn recv<W: Ws>(p: &Params) -> R<Sample> {
             break;
         }
     }
-    Ok(Sample {
-        msgs: n as f64,
-        bytes: bytes as f64,
-        secs: w.elapsed().as_secs_f64(),
-        cpu_secs: w.cpu(),
-        server_cpu_secs: w.server_cpu(),
-        ..Sample::default()
-    })
+    Ok(w.sample(n as f64, bytes as f64))
 }
 
 /// Sends for the measured time, then runs the close handshake: the server
@@ -230,14 +223,7 @@ async fn send<W: Ws>(p: &Params) -> R<Sample> {
         }
     }
     ws.close().await?;
-    Ok(Sample {
-        msgs: n as f64,
-        bytes: (n * p.size as u64) as f64,
-        secs: w.elapsed().as_secs_f64(),
-        cpu_secs: w.cpu(),
-        server_cpu_secs: w.server_cpu(),
-        ..Sample::default()
-    })
+    Ok(w.sample(n as f64, (n * p.size as u64) as f64))
 }
 
 async fn echo<W: Ws>(p: &Params) -> R<Sample> {
@@ -274,25 +260,39 @@ struct Window {
     server_cpu: Option<f64>,
 }
 
+/// The server's CPU seconds so far, when its pid is known.
+fn server_cpu_now() -> Option<f64> {
+    SERVER_PID
+        .get()
+        .and_then(|&pid| crate::sys::process_cpu_secs(pid))
+}
+
 impl Window {
     fn open() -> Self {
         Window {
-            server_cpu: SERVER_PID
-                .get()
-                .and_then(|&pid| crate::sys::process_cpu_secs(pid)),
+            server_cpu: server_cpu_now(),
             start: Instant::now(),
             cpu: crate::sys::cpu_secs(),
         }
     }
 
-    /// The server's CPU seconds since the window opened (0 when unknown).
-    fn server_cpu(&self) -> f64 {
-        let now = SERVER_PID
-            .get()
-            .and_then(|&pid| crate::sys::process_cpu_secs(pid));
-        match (self.server_cpu, now) {
+    /// Closes the window on `msgs` messages of `bytes` payload bytes: its
+    /// length, the client's CPU time in it and the server's (0 when
+    /// unknown).
+    fn sample(&self, msgs: f64, bytes: f64) -> Sample {
+        let secs = self.elapsed().as_secs_f64();
+        let cpu_secs = crate::sys::cpu_secs() - self.cpu;
+        let server_cpu_secs = match (self.server_cpu, server_cpu_now()) {
             (Some(a), Some(b)) => b - a,
             _ => 0.0,
+        };
+        Sample {
+            msgs,
+            bytes,
+            secs,
+            cpu_secs,
+            server_cpu_secs,
+            ..Sample::default()
         }
     }
 
@@ -300,22 +300,13 @@ impl Window {
     fn elapsed(&self) -> Duration {
         self.start.elapsed()
     }
-
-    /// Process CPU seconds (user + system) used since the window opened.
-    fn cpu(&self) -> f64 {
-        crate::sys::cpu_secs() - self.cpu
-    }
 }
 
 fn latency_sample(h: &Histogram<u64>, w: &Window) -> Sample {
     Sample {
-        msgs: h.len() as f64,
-        secs: w.elapsed().as_secs_f64(),
-        cpu_secs: w.cpu(),
-        server_cpu_secs: w.server_cpu(),
         p50_ns: h.value_at_quantile(0.50),
         p99_ns: h.value_at_quantile(0.99),
-        ..Sample::default()
+        ..w.sample(h.len() as f64, 0.0)
     }
 }
 
@@ -487,14 +478,7 @@ mod raw {
             bytes += n as u64;
         }
         let msgs = bytes as f64 / frame;
-        Ok(Sample {
-            msgs,
-            bytes: msgs * p.size as f64,
-            secs: w.elapsed().as_secs_f64(),
-            cpu_secs: w.cpu(),
-            server_cpu_secs: w.server_cpu(),
-            ..Sample::default()
-        })
+        Ok(w.sample(msgs, msgs * p.size as f64))
     }
 
     async fn send(p: &Params) -> R<Sample> {
@@ -516,14 +500,7 @@ mod raw {
         s.write_all(&close).await?;
         let mut b = [0u8; 64];
         while s.read(&mut b).await? != 0 {}
-        Ok(Sample {
-            msgs: n as f64,
-            bytes: (n * p.size as u64) as f64,
-            secs: w.elapsed().as_secs_f64(),
-            cpu_secs: w.cpu(),
-            server_cpu_secs: w.server_cpu(),
-            ..Sample::default()
-        })
+        Ok(w.sample(n as f64, (n * p.size as u64) as f64))
     }
 
     async fn echo(p: &Params) -> R<Sample> {
@@ -647,20 +624,8 @@ mod events {
             Window::open(),
         );
         tokio::time::sleep(secs(p.secs)).await;
-        let (c1, b1, t1, cpu) = (
-            count.load(Ordering::Relaxed),
-            bytes.load(Ordering::Relaxed),
-            w.elapsed(),
-            w.cpu(),
-        );
-        Ok(Sample {
-            msgs: (c1 - c0) as f64,
-            bytes: (b1 - b0) as f64,
-            secs: t1.as_secs_f64(),
-            cpu_secs: cpu,
-            server_cpu_secs: w.server_cpu(),
-            ..Sample::default()
-        })
+        let (c1, b1) = (count.load(Ordering::Relaxed), bytes.load(Ordering::Relaxed));
+        Ok(w.sample((c1 - c0) as f64, (b1 - b0) as f64))
     }
 
     /// Sends through the queue, yielding every ~256 KiB of payload, and
@@ -715,14 +680,7 @@ mod events {
         if sent != n {
             return Err(format!("{n} messages queued but {sent} sent").into());
         }
-        Ok(Sample {
-            msgs: n as f64,
-            bytes: (n * p.size as u64) as f64,
-            secs: w.elapsed().as_secs_f64(),
-            cpu_secs: w.cpu(),
-            server_cpu_secs: w.server_cpu(),
-            ..Sample::default()
-        })
+        Ok(w.sample(n as f64, (n * p.size as u64) as f64))
     }
 
     /// Round trips driven from `on_message`, as an event-driven client

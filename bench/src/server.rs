@@ -183,6 +183,7 @@ pub struct Stream {
 }
 
 impl Stream {
+    /// Frames of `size`-byte payloads in a new memory file.
     pub fn new(size: usize) -> std::io::Result<Stream> {
         use std::io::Write;
         let (batch, n) = frames::frame_batch(size, false, 256 << 10);
@@ -224,8 +225,8 @@ impl Stream {
     }
 }
 
-async fn send(s: TcpStream, leftover: Vec<u8>, stream: &Stream) -> std::io::Result<()> {
-    let s = &s;
+async fn send(mut s: TcpStream, leftover: Vec<u8>, stream: &Stream) -> std::io::Result<()> {
+    let (mut rd, mut wr) = s.split();
     let closing: RefCell<Option<Vec<u8>>> = RefCell::new(None);
     let done = Cell::new(false);
     let reader = async {
@@ -239,21 +240,12 @@ async fn send(s: TcpStream, leftover: Vec<u8>, stream: &Stream) -> std::io::Resu
                 *closing.borrow_mut() = Some(reply);
                 return;
             }
-            if s.readable().await.is_err() {
-                done.set(true);
-                return;
-            }
-            match s.try_read_buf(&mut sk.buf) {
-                Ok(0) => {
+            match rd.read_buf(&mut sk.buf).await {
+                Ok(0) | Err(_) => {
                     done.set(true);
                     return;
                 }
                 Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                Err(_) => {
-                    done.set(true);
-                    return;
-                }
             }
         }
     };
@@ -267,9 +259,8 @@ async fn send(s: TcpStream, leftover: Vec<u8>, stream: &Stream) -> std::io::Resu
             let closing_now = closing.borrow().is_some();
             if closing_now && off.is_multiple_of(stream.frame) {
                 let reply = closing.take().unwrap_or_default();
-                let _ = write_all_ref(s, &reply).await;
-                // SAFETY: shuts the write side of a socket open for the call.
-                unsafe { libc::shutdown(std::os::fd::AsRawFd::as_raw_fd(s), libc::SHUT_WR) };
+                let _ = wr.write_all(&reply).await;
+                let _ = wr.shutdown().await;
                 return;
             }
             let max = if closing_now {
@@ -277,10 +268,11 @@ async fn send(s: TcpStream, leftover: Vec<u8>, stream: &Stream) -> std::io::Resu
             } else {
                 usize::MAX
             };
-            if s.writable().await.is_err() {
+            let tcp = wr.as_ref();
+            if tcp.writable().await.is_err() {
                 return;
             }
-            match stream.send_at(s, off, max) {
+            match stream.send_at(tcp, off, max) {
                 Ok(0) => return,
                 Ok(n) => off = (off + n) % stream.len,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
@@ -289,19 +281,6 @@ async fn send(s: TcpStream, leftover: Vec<u8>, stream: &Stream) -> std::io::Resu
         }
     };
     tokio::join!(reader, writer);
-    Ok(())
-}
-
-/// `write_all` on a shared `&TcpStream`.
-async fn write_all_ref(s: &TcpStream, mut buf: &[u8]) -> std::io::Result<()> {
-    while !buf.is_empty() {
-        s.writable().await?;
-        match s.try_write(buf) {
-            Ok(n) => buf = &buf[n..],
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(e),
-        }
-    }
     Ok(())
 }
 
