@@ -10,8 +10,9 @@
 # rustc accept them, and stable's rust-std ships the sanitizer runtimes
 # (librustc-stable_rt.asan.a), so the default AddressSanitizer build works.
 # Set FUZZ_SANITIZER=none to build without ASan: 3-8x more execs per
-# second, but memory errors in unsafe code (wsclient's one block, its
-# dependencies') are then only caught if they crash.
+# second, but memory errors in unsafe code (wsclient's few operations,
+# listed in SECURITY.md, and its dependencies') are then only caught if
+# they crash.
 #
 # Seeds are read from fuzz/corpus/<target>/ (checked in) and never written
 # to; inputs the fuzzer finds go to fuzz/target/corpus/<target>/ (ignored),

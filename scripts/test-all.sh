@@ -41,8 +41,9 @@ scripts/soak.sh --conns 2000 --seconds 45 --warmup 20 --interval 0.5 --sample-ev
 
 # Fuzzing smoke: every target for a short while.
 if [ -x scripts/fuzz.sh ]; then
-    # Without ASan by default to keep CI short (the library has one unsafe
-    # block); FUZZ_SANITIZER=address for the full check.
+    # Without ASan by default to keep CI short (the library's few unsafe
+    # operations are listed in SECURITY.md); FUZZ_SANITIZER=address for the
+    # full check.
     FUZZ_SANITIZER="${FUZZ_SANITIZER:-none}" scripts/fuzz.sh "${FUZZ_SECONDS:-30}"
 fi
 echo "test-all: everything passed"
