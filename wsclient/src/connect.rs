@@ -497,7 +497,7 @@ impl ConnectOptions {
             }
         };
         if !target.tls {
-            return Ok(MaybeTlsStream::Plain(tcp));
+            return Ok(MaybeTlsStream::plain(tcp));
         }
         let config = tls::client_config(self.tls_options())?;
         let tls = tokio::time::timeout(

@@ -66,4 +66,4 @@ pub use handshake::Response;
 pub use message::{Message, Utf8Bytes};
 pub use proto::{CloseCode, CloseFrame, DeflateConfig};
 pub use socket::WebSocket;
-pub use transport::MaybeTlsStream;
+pub use transport::{MaybeTlsStream, PlainStream};

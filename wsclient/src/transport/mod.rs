@@ -23,17 +23,23 @@ use tokio::net::TcpStream;
 #[non_exhaustive]
 pub enum MaybeTlsStream {
     /// Plain TCP.
-    Plain(TcpStream),
+    Plain(PlainStream),
     /// TLS over TCP (boxed: the TLS state is large).
     Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
 }
 
 impl MaybeTlsStream {
+    /// Plain TCP around `tcp`.
+    #[must_use]
+    pub fn plain(tcp: TcpStream) -> MaybeTlsStream {
+        MaybeTlsStream::Plain(PlainStream::from(tcp))
+    }
+
     /// The underlying TCP stream.
     #[must_use]
     pub fn tcp(&self) -> &TcpStream {
         match self {
-            MaybeTlsStream::Plain(s) => s,
+            MaybeTlsStream::Plain(s) => s.get_ref(),
             MaybeTlsStream::Tls(s) => s.get_ref().0,
         }
     }
@@ -62,50 +68,154 @@ impl AsyncRead for MaybeTlsStream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            MaybeTlsStream::Plain(s) => poll_read_eager(s, cx, buf),
+            MaybeTlsStream::Plain(s) => s.poll_read_paced(cx, buf),
             MaybeTlsStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
         }
     }
 }
 
-/// Reads from plain TCP as `TcpStream::poll_read` does, except after a
-/// short read.
+/// Plain TCP (`ws://`) as the crate reads it: the stream, and how its last
+/// read ended.
 ///
-/// tokio's own read takes a read that filled less than the buffer as proof
-/// that the socket is drained and, until its next readiness event, answers
-/// `Pending` without trying: one trip through `epoll_wait` and the
-/// scheduler per message even when the next bytes are already there (the
-/// reply to a request just sent, or more of a stream). Here the socket
-/// stays marked readable until a read would block (tokio's `try_io`), so
-/// the next read is tried first and only a read that finds nothing waits.
-/// tokio's cooperative budget is taken as before (`poll_read_ready`).
-fn poll_read_eager(
-    s: &TcpStream,
-    cx: &mut Context<'_>,
-    buf: &mut ReadBuf<'_>,
-) -> Poll<io::Result<()>> {
-    loop {
-        std::task::ready!(s.poll_read_ready(cx))?;
-        // SAFETY: `recv` only writes into the slice, never de-initialises
-        // it, and only the `n` bytes it reports written are marked
-        // initialised below.
-        let unfilled = unsafe { buf.unfilled_mut() };
-        match s.try_io(tokio::io::Interest::READABLE, || {
-            socket2::SockRef::from(s).recv(unfilled)
-        }) {
-            Ok(n) => {
-                // SAFETY: `recv` wrote these `n` bytes.
-                unsafe { buf.assume_init(n) };
-                buf.advance(n);
-                return Poll::Ready(Ok(()));
+/// It derefs to the [`TcpStream`]; writes go straight to it. Reads differ
+/// from `TcpStream::poll_read` only after a short read (one that filled
+/// less than the buffer). tokio takes that as proof the socket is drained
+/// and, until its driver's next readiness event, answers `Pending` without
+/// trying: one trip through `epoll_wait` and the scheduler, even when the
+/// next bytes are already there (more of a stream). Trying at once instead
+/// costs a read that finds nothing (`EAGAIN`) whenever they are not there
+/// yet, as for the reply to a request just sent. So the next read after a
+/// short read tries at once unless something was written since: reading on
+/// in a stream, it finds the bytes that came meanwhile (and the read after
+/// a try that found bytes tries at once too); waiting for a reply, it
+/// waits for the readiness event as tokio's does.
+///
+/// The short read clears the readiness as tokio's does (in the same
+/// `try_io` as the read, so an event that came since is kept), and a try
+/// that finds nothing then waits through the readiness path: no wake-up
+/// can be lost.
+#[derive(Debug)]
+pub struct PlainStream {
+    tcp: TcpStream,
+    /// The next read tries at once, whatever the readiness says: the last
+    /// read was short (and cleared the readiness), or was such a try and
+    /// found bytes.
+    try_next: bool,
+    /// Something was written since the last short read.
+    wrote: bool,
+}
+
+impl From<TcpStream> for PlainStream {
+    fn from(tcp: TcpStream) -> PlainStream {
+        PlainStream {
+            tcp,
+            try_next: false,
+            wrote: false,
+        }
+    }
+}
+
+impl std::ops::Deref for PlainStream {
+    type Target = TcpStream;
+
+    fn deref(&self) -> &TcpStream {
+        &self.tcp
+    }
+}
+
+impl PlainStream {
+    /// The TCP stream.
+    #[must_use]
+    pub fn get_ref(&self) -> &TcpStream {
+        &self.tcp
+    }
+
+    /// The TCP stream, mutably.
+    pub fn get_mut(&mut self) -> &mut TcpStream {
+        &mut self.tcp
+    }
+
+    /// The TCP stream, unwrapped.
+    #[must_use]
+    pub fn into_inner(self) -> TcpStream {
+        self.tcp
+    }
+
+    /// Reads into `buf` (see [`PlainStream`]). tokio's cooperative budget
+    /// is taken as by its own read.
+    fn poll_read_paced(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let want = buf.remaining();
+        if std::mem::take(&mut self.try_next) && !self.wrote {
+            // Reading on after a short read, nothing written since: try
+            // at once, whatever the (cleared) readiness says.
+            let coop = std::task::ready!(tokio::task::coop::poll_proceed(cx));
+            loop {
+                // SAFETY: `recv` only writes into the slice, never
+                // de-initialises it, and only the `n` bytes it reports
+                // written are marked initialised below.
+                let unfilled = unsafe { buf.unfilled_mut() };
+                match socket2::SockRef::from(&self.tcp).recv(unfilled) {
+                    Ok(n) => {
+                        // SAFETY: `recv` wrote these `n` bytes.
+                        unsafe { buf.assume_init(n) };
+                        buf.advance(n);
+                        // Bytes: the next read tries at once too (the
+                        // readiness may still be cleared).
+                        self.try_next = n > 0;
+                        coop.made_progress();
+                        return Poll::Ready(Ok(()));
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    // Nothing yet: wait through the readiness path below.
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => return Poll::Ready(Err(e)),
+                }
             }
-            // `try_io` cleared the readiness: the next round registers.
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                ) => {}
-            Err(e) => return Poll::Ready(Err(e)),
+        }
+        loop {
+            std::task::ready!(self.tcp.poll_read_ready(cx))?;
+            let mut got = 0;
+            // SAFETY: as above.
+            let unfilled = unsafe { buf.unfilled_mut() };
+            let tcp = &self.tcp;
+            let read = tcp.try_io(tokio::io::Interest::READABLE, || {
+                got = socket2::SockRef::from(tcp).recv(unfilled)?;
+                if got > 0 && got < want {
+                    // Short: clear the readiness, as tokio's own read does
+                    // (`try_io` read its event before this read, so an
+                    // event that came since is kept).
+                    return Err(io::ErrorKind::WouldBlock.into());
+                }
+                Ok(())
+            });
+            match read {
+                // Bytes, or the end of the stream (0).
+                Ok(()) => {}
+                // A short read, which cleared the readiness.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && got > 0 => {
+                    self.try_next = true;
+                    self.wrote = false;
+                }
+                // Nothing to read: the readiness is cleared, the next
+                // round registers for the next event.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                    ) =>
+                {
+                    continue;
+                }
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+            // SAFETY: `recv` wrote these `got` bytes.
+            unsafe { buf.assume_init(got) };
+            buf.advance(got);
+            return Poll::Ready(Ok(()));
         }
     }
 }
@@ -117,7 +227,10 @@ impl AsyncWrite for MaybeTlsStream {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
-            MaybeTlsStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            MaybeTlsStream::Plain(s) => {
+                s.wrote = true;
+                Pin::new(&mut s.tcp).poll_write(cx, buf)
+            }
             MaybeTlsStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
         }
     }
@@ -128,7 +241,10 @@ impl AsyncWrite for MaybeTlsStream {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
-            MaybeTlsStream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            MaybeTlsStream::Plain(s) => {
+                s.wrote = true;
+                Pin::new(&mut s.tcp).poll_write_vectored(cx, bufs)
+            }
             MaybeTlsStream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
         }
     }
@@ -142,14 +258,14 @@ impl AsyncWrite for MaybeTlsStream {
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            MaybeTlsStream::Plain(s) => Pin::new(s).poll_flush(cx),
+            MaybeTlsStream::Plain(s) => Pin::new(&mut s.tcp).poll_flush(cx),
             MaybeTlsStream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            MaybeTlsStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            MaybeTlsStream::Plain(s) => Pin::new(&mut s.tcp).poll_shutdown(cx),
             MaybeTlsStream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
@@ -159,7 +275,7 @@ impl AsyncWrite for MaybeTlsStream {
 mod tests {
     use super::*;
     use std::io::Write;
-    use tokio::io::AsyncReadExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     /// After a read that filled only part of the buffer, bytes that came
     /// in since are read at once: no wait for the runtime's next readiness
@@ -170,7 +286,8 @@ mod tests {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let tcp = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
         let (mut server, _) = l.accept().unwrap();
-        let mut s = MaybeTlsStream::Plain(tcp);
+        server.set_nodelay(true).unwrap();
+        let mut s = MaybeTlsStream::plain(tcp);
         server.write_all(b"first").unwrap();
         let mut buf = [0u8; 64];
         let n = s.read(&mut buf).await.unwrap();
@@ -192,6 +309,65 @@ mod tests {
         server.write_all(b"third").unwrap();
         let n = s.read(&mut buf).await.unwrap();
         assert_eq!(&buf[..n], b"third");
+        drop(server);
+        assert_eq!(s.read(&mut buf).await.unwrap(), 0, "EOF");
+    }
+
+    /// Polls one read with a waker that is never used: whether the bytes
+    /// are taken now, without the runtime's driver running.
+    fn read_now(s: &mut MaybeTlsStream, buf: &mut [u8]) -> Option<Vec<u8>> {
+        let mut rb = ReadBuf::new(buf);
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        match Pin::new(s).poll_read(&mut cx, &mut rb) {
+            Poll::Ready(r) => {
+                r.unwrap();
+                Some(rb.filled().to_vec())
+            }
+            Poll::Pending => None,
+        }
+    }
+
+    /// Request/response: after a write, the reply to it cannot be there
+    /// yet, so a read after a short read waits for the readiness event (as
+    /// tokio's own read does) instead of trying a read that would find
+    /// nothing. Reading on without a write in between tries at once again.
+    #[tokio::test(flavor = "current_thread")]
+    async fn after_a_write_a_short_read_waits_for_the_readiness_event() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let tcp = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+        let (mut server, _) = l.accept().unwrap();
+        // Each write goes out at once, not held back for an ACK (Nagle).
+        server.set_nodelay(true).unwrap();
+        let mut s = MaybeTlsStream::plain(tcp);
+        let mut buf = [0u8; 64];
+        let mut req = [0u8; 7];
+        let pause = || std::thread::sleep(std::time::Duration::from_millis(20));
+
+        for turn in 0..3 {
+            server.write_all(b"reply").unwrap();
+            let n = s.read(&mut buf).await.unwrap();
+            assert_eq!(&buf[..n], b"reply", "turn {turn}");
+            // The next request, and its reply (written here before the
+            // driver has looked at the socket again).
+            s.write_all(b"request").await.unwrap();
+            std::io::Read::read_exact(&mut server, &mut req).unwrap();
+            assert_eq!(&req, b"request");
+            server.write_all(b"r").unwrap();
+            pause();
+            assert_eq!(read_now(&mut s, &mut buf), None, "turn {turn}: waits");
+            // The event comes: nothing is lost.
+            let n = s.read(&mut buf).await.unwrap();
+            assert_eq!(&buf[..n], b"r", "turn {turn}");
+        }
+        // No write since that short read: the next bytes are taken at once.
+        server.write_all(b"more").unwrap();
+        pause();
+        assert_eq!(read_now(&mut s, &mut buf).as_deref(), Some(&b"more"[..]));
+        // And a try that finds nothing waits for the next event.
+        assert_eq!(read_now(&mut s, &mut buf), None);
+        server.write_all(b"last").unwrap();
+        let n = s.read(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"last");
         drop(server);
         assert_eq!(s.read(&mut buf).await.unwrap(), 0, "EOF");
     }
