@@ -277,17 +277,23 @@ mod tests {
     use std::io::Write;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+    /// A plain stream and the blocking server end of its connection, which
+    /// sends each write at once (no Nagle wait for an ACK).
+    async fn pair() -> (MaybeTlsStream, std::net::TcpStream) {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let tcp = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+        let (server, _) = l.accept().unwrap();
+        server.set_nodelay(true).unwrap();
+        (MaybeTlsStream::plain(tcp), server)
+    }
+
     /// After a read that filled only part of the buffer, bytes that came
     /// in since are read at once: no wait for the runtime's next readiness
     /// event (tokio's own `TcpStream` read answers `Pending` here until its
     /// driver has run).
     #[tokio::test(flavor = "current_thread")]
     async fn a_short_read_does_not_wait_for_the_next_readiness_event() {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let tcp = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
-        let (mut server, _) = l.accept().unwrap();
-        server.set_nodelay(true).unwrap();
-        let mut s = MaybeTlsStream::plain(tcp);
+        let (mut s, mut server) = pair().await;
         server.write_all(b"first").unwrap();
         let mut buf = [0u8; 64];
         let n = s.read(&mut buf).await.unwrap();
@@ -333,12 +339,7 @@ mod tests {
     /// nothing. Reading on without a write in between tries at once again.
     #[tokio::test(flavor = "current_thread")]
     async fn after_a_write_a_short_read_waits_for_the_readiness_event() {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let tcp = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
-        let (mut server, _) = l.accept().unwrap();
-        // Each write goes out at once, not held back for an ACK (Nagle).
-        server.set_nodelay(true).unwrap();
-        let mut s = MaybeTlsStream::plain(tcp);
+        let (mut s, mut server) = pair().await;
         let mut buf = [0u8; 64];
         let mut req = [0u8; 7];
         let pause = || std::thread::sleep(std::time::Duration::from_millis(20));
