@@ -154,15 +154,8 @@ impl PlainStream {
             // at once, whatever the (cleared) readiness says.
             let coop = std::task::ready!(tokio::task::coop::poll_proceed(cx));
             loop {
-                // SAFETY: `recv` only writes into the slice, never
-                // de-initialises it, and only the `n` bytes it reports
-                // written are marked initialised below.
-                let unfilled = unsafe { buf.unfilled_mut() };
-                match socket2::SockRef::from(&self.tcp).recv(unfilled) {
+                match recv_into(&self.tcp, buf) {
                     Ok(n) => {
-                        // SAFETY: `recv` wrote these `n` bytes.
-                        unsafe { buf.assume_init(n) };
-                        buf.advance(n);
                         // Bytes: the next read tries at once too (the
                         // readiness may still be cleared).
                         self.try_next = n > 0;
@@ -179,11 +172,9 @@ impl PlainStream {
         loop {
             std::task::ready!(self.tcp.poll_read_ready(cx))?;
             let mut got = 0;
-            // SAFETY: as above.
-            let unfilled = unsafe { buf.unfilled_mut() };
             let tcp = &self.tcp;
             let read = tcp.try_io(tokio::io::Interest::READABLE, || {
-                got = socket2::SockRef::from(tcp).recv(unfilled)?;
+                got = recv_into(tcp, buf)?;
                 if got > 0 && got < want {
                     // Short: clear the readiness, as tokio's own read does
                     // (`try_io` read its event before this read, so an
@@ -212,12 +203,23 @@ impl PlainStream {
                 }
                 Err(e) => return Poll::Ready(Err(e)),
             }
-            // SAFETY: `recv` wrote these `got` bytes.
-            unsafe { buf.assume_init(got) };
-            buf.advance(got);
             return Poll::Ready(Ok(()));
         }
     }
+}
+
+/// Receives into the unfilled part of `buf` and marks what arrived as
+/// filled: the crate's one read from a plain TCP socket.
+fn recv_into(tcp: &TcpStream, buf: &mut ReadBuf<'_>) -> io::Result<usize> {
+    // SAFETY: `recv` only writes into the slice, never de-initialises it,
+    // and only the `n` bytes it reports written are marked initialised
+    // below.
+    let unfilled = unsafe { buf.unfilled_mut() };
+    let n = socket2::SockRef::from(tcp).recv(unfilled)?;
+    // SAFETY: `recv` wrote these `n` bytes.
+    unsafe { buf.assume_init(n) };
+    buf.advance(n);
+    Ok(n)
 }
 
 impl AsyncWrite for MaybeTlsStream {
