@@ -365,9 +365,17 @@ where
                     {
                         rest.max(n)
                     }
+                    // A short read that is one whole frame (a reply, or
+                    // the next message of a slow stream) gets a buffer of
+                    // its size: a small allocation that the engine hands
+                    // out whole as the message's payload (no second
+                    // allocation to share it), and nothing is kept.
+                    _ if n < PROBE && whole_frame(rb.filled()) => n,
                     _ => n + self.engine.bytes_wanted(n).max(read_hint).min(MAX_READ),
                 };
-                self.read_buf.reserve(room);
+                // The buffer is empty with no capacity: a new one of this
+                // size (`reserve` would go through its growth path).
+                self.read_buf = BytesMut::with_capacity(room);
                 self.read_buf.extend_from_slice(rb.filled());
             }
             return Poll::Ready(Ok(n));
@@ -406,6 +414,18 @@ where
         }
         Poll::Ready(Ok(n))
     }
+}
+
+/// Whether `bytes` is exactly one unmasked frame of under 64 KiB (the
+/// sizes a probe read holds): a sizing hint, so other frames just answer
+/// no.
+fn whole_frame(bytes: &[u8]) -> bool {
+    let frame_len = match *bytes {
+        [_, b1 @ 0..=125, ..] => 2 + usize::from(b1),
+        [_, 126, l0, l1, ..] => 4 + usize::from(u16::from_be_bytes([l0, l1])),
+        _ => return false,
+    };
+    frame_len == bytes.len()
 }
 
 impl<S> Stream for WebSocket<S>

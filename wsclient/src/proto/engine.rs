@@ -277,6 +277,11 @@ impl Engine {
         if let Some(msg) = self.receive_short(buf) {
             return Ok(Some(msg));
         }
+        if buf.is_empty() && self.incoming.is_none() {
+            // Drained between frames: nothing to do (the driver's next
+            // call, before it reads, lands here).
+            return Ok(None);
+        }
         self.receive_general(buf)
     }
 
@@ -317,8 +322,14 @@ impl Engine {
         }
         // The header goes with the frame and is skipped on the frozen
         // `Bytes` (a pointer bump), not on the buffer (whose `advance`
-        // checks its representation first).
-        let mut payload = buf.split_to(header + len).freeze();
+        // checks its representation first). A buffer that is this frame and
+        // has no room left is taken whole: a buffer of its own becomes the
+        // `Bytes` without the shared-ownership allocation a split makes.
+        let mut payload = if header + len == buf.capacity() {
+            std::mem::take(buf).freeze()
+        } else {
+            buf.split_to(header + len).freeze()
+        };
         payload.advance(header);
         Some(if b0 == 0x81 {
             Message::Text(Utf8Bytes::from_validated(payload))
