@@ -120,10 +120,22 @@ fn py_peer() -> (Proc, String) {
     (p, format!("ws://127.0.0.1:{port}"))
 }
 
-/// A local port nobody listens on.
-fn refused_port() -> u16 {
+/// A free local port (for a server the test starts on it).
+fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     l.local_addr().expect("addr").port()
+}
+
+/// A local port that refuses connections: bound and never listening, and
+/// held while the returned socket lives, so that no other listener takes
+/// it and no outgoing connection gets it as its own end meanwhile.
+fn refusing_port() -> (tokio::net::TcpSocket, u16) {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind("127.0.0.1:0".parse().expect("address"))
+        .expect("bind");
+    let port = socket.local_addr().expect("address").port();
+    (socket, port)
 }
 
 fn json_lines(out: &[u8]) -> Vec<Value> {
@@ -401,7 +413,7 @@ fn an_invalid_101_prints_the_server_response() {
 
 #[test]
 fn exit_3_when_the_connection_is_refused() {
-    let port = refused_port();
+    let (_held, port) = refusing_port();
     wsc()
         .args([&format!("ws://127.0.0.1:{port}/"), "--send", "x"])
         .assert()
@@ -411,7 +423,7 @@ fn exit_3_when_the_connection_is_refused() {
 
 #[test]
 fn exit_3_after_the_reconnect_attempts() {
-    let port = refused_port();
+    let (_held, port) = refusing_port();
     let out = wsc()
         .args([
             &format!("ws://127.0.0.1:{port}/"),
@@ -800,7 +812,7 @@ fn proxy_flag_goes_through_socks5() {
         .find(|p| Path::new(p).exists())
         .expect("microsocks is needed: run scripts/install-proxies.sh");
     let (_srv, url) = serve(&["--echo"]);
-    let port = refused_port();
+    let port = free_port();
     let _proxy =
         Proc::spawn(StdCommand::new(bin).args(["-i", "127.0.0.1", "-p", &port.to_string()]));
     wait_accepting(port, "microsocks");
@@ -830,11 +842,12 @@ fn proxy_flag_goes_through_socks5() {
             .any(|e| e["kind"] == "message" && e["text"] == "via proxy")
     );
     // A proxy that is not there is a connect failure.
+    let (_held, refusing) = refusing_port();
     wsc()
         .args([
             &url,
             "--proxy",
-            &format!("socks5://127.0.0.1:{}", refused_port()),
+            &format!("socks5://127.0.0.1:{refusing}"),
             "--send",
             "x",
         ])

@@ -226,9 +226,7 @@ async fn stopped_server_process_is_detected() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backoff_policy_with_attempt_limit_against_refused_port() {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    drop(l);
+    let (_held, port) = support::refusing_port();
     let log = log();
     let mut ws = Client::new(&format!("ws://127.0.0.1:{port}/")).unwrap();
     ws.reconnect_policy(
@@ -622,9 +620,7 @@ fn rss_kib() -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconnect_storm_against_a_refusing_server_keeps_memory_flat() {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    drop(l);
+    let (_held, port) = support::refusing_port();
     let closes = Arc::new(Mutex::new(0u32));
     let mut ws = Client::new(&format!("ws://127.0.0.1:{port}/")).unwrap();
     ws.reconnect_policy(ReconnectPolicy::fixed(Duration::from_millis(1)).max_attempts(999));

@@ -201,10 +201,11 @@ mod tests {
 
     #[tokio::test]
     async fn refused_is_a_connect_error() {
-        // Bind then drop a listener to find a port nobody listens on.
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = l.local_addr().unwrap().port();
-        drop(l);
+        // A port bound and never listening (held, so nothing else takes
+        // it meanwhile) refuses connections.
+        let held = tokio::net::TcpSocket::new_v4().unwrap();
+        held.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let port = held.local_addr().unwrap().port();
         let err = connect("127.0.0.1", port, &TcpOptions::default())
             .await
             .unwrap_err();
