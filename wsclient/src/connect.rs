@@ -677,7 +677,12 @@ impl ConnectOptions {
                 {
                     r
                 }
-                other => return other,
+                other => {
+                    return other.map(|(mut ws, response)| {
+                        ws.set_read_low_water(MaybeTlsStream::set_read_low_water);
+                        (ws, response)
+                    });
+                }
             };
             let url_now = match url.take() {
                 Some(u) => u,

@@ -82,8 +82,10 @@ pub struct WebSocket<S> {
     engine: Engine,
     config: SocketConfig,
     read_buf: BytesMut,
-    /// Grows while reads fill the buffer, up to [`MAX_READ`].
-    read_hint: u32,
+    /// The read size hint, as a power of two: it doubles while reads fill
+    /// the buffer, up to [`MAX_READ`] (a `u8`, so that the socket keeps
+    /// its size).
+    read_hint_log2: u8,
     /// The size (header included) of the last large frame, the guess for
     /// the next while no header is read; 0 after a smaller message.
     large_frame: u32,
@@ -95,6 +97,9 @@ pub struct WebSocket<S> {
     eof: bool,
     /// See [`WebSocket::set_keep_read_buffer`].
     keep_read_buffer: bool,
+    /// Sets the transport's read low-water mark, where it has one (see
+    /// [`WebSocket::set_read_low_water`]).
+    low_water: Option<fn(&mut S, usize)>,
 }
 
 impl<S> WebSocket<S>
@@ -115,13 +120,25 @@ where
             } else {
                 leftover
             },
-            read_hint: MIN_READ as u32,
+            read_hint_log2: MIN_READ.trailing_zeros() as u8,
             large_frame: 0,
             close_timer: None,
             done: false,
             eof: false,
             keep_read_buffer: false,
+            low_water: None,
         }
+    }
+
+    /// Gives the socket a way to set its transport's read low-water mark:
+    /// the number of bytes that must be buffered before the transport
+    /// reports itself readable (`SO_RCVLOWAT` on Linux TCP; 1 is the
+    /// default). While the rest of a large frame (128 KiB or more) is on its
+    /// way, the socket asks for that rest, so that the kernel wakes it once
+    /// for the frame instead of once per segment; it sets 1 again when the
+    /// frame is in. [`crate::connect()`] sets this for plain TCP.
+    pub fn set_read_low_water(&mut self, set: fn(&mut S, usize)) {
+        self.low_water = Some(set);
     }
 
     /// Keeps the read buffer when it is drained (default `false`). By
@@ -342,11 +359,23 @@ where
         // unless kept): before reading when it is still shared with messages
         // the user holds (no new one is taken before bytes arrive), and when
         // the read finds nothing.
+        if let Some(set) = self.low_water {
+            // The rest of a large frame whose header is in: nothing can be
+            // done with less (a control frame cannot come before it ends).
+            // Anything else, a guessed size included, wakes on any byte.
+            set(
+                &mut self.io,
+                match large {
+                    Some(rest) if !guessed => rest,
+                    _ => 1,
+                },
+            );
+        }
         let give_back = large.is_some() || !self.keep_read_buffer;
         if len == 0 && give_back && !self.read_buf.try_reclaim(large.unwrap_or(MIN_READ)) {
             self.read_buf = BytesMut::new();
         }
-        let read_hint = self.read_hint as usize;
+        let read_hint = 1usize << self.read_hint_log2;
         if self.read_buf.capacity() == 0 {
             // No buffer: wait for data with a stack buffer, so that a
             // connection waiting for its next message holds no read buffer
@@ -410,7 +439,7 @@ where
             }
         };
         if large.is_none() && n == spare && read_hint < MAX_READ {
-            self.read_hint *= 2;
+            self.read_hint_log2 += 1;
         }
         Poll::Ready(Ok(n))
     }

@@ -44,6 +44,15 @@ impl MaybeTlsStream {
         }
     }
 
+    /// Sets the read low-water mark of a plain TCP stream (see
+    /// [`PlainStream::set_read_low_water`]); TLS streams read records, so
+    /// theirs stays at 1.
+    pub fn set_read_low_water(&mut self, bytes: usize) {
+        if let MaybeTlsStream::Plain(s) = self {
+            s.set_read_low_water(bytes);
+        }
+    }
+
     /// The remote address.
     ///
     /// # Errors
@@ -103,6 +112,8 @@ pub struct PlainStream {
     try_next: bool,
     /// Something was written since the last short read.
     wrote: bool,
+    /// The socket's read low-water mark (`SO_RCVLOWAT`) as last set.
+    low_water: u32,
 }
 
 impl From<TcpStream> for PlainStream {
@@ -111,6 +122,7 @@ impl From<TcpStream> for PlainStream {
             tcp,
             try_next: false,
             wrote: false,
+            low_water: 1,
         }
     }
 }
@@ -139,6 +151,41 @@ impl PlainStream {
     #[must_use]
     pub fn into_inner(self) -> TcpStream {
         self.tcp
+    }
+
+    /// Asks the kernel to report the socket readable (and wake the task)
+    /// only once `bytes` are buffered, or the stream ends or fails: its
+    /// read low-water mark, `SO_RCVLOWAT` (1, the default, is any byte).
+    ///
+    /// The mark is kept under half the socket's receive buffer as it is
+    /// now: a larger one would make Linux grow the buffer and clamp the
+    /// TCP window to the mark, which can slow the stream after it. A
+    /// setting that fails leaves the mark as it was (only wake-ups are at
+    /// stake). Only Linux has it; elsewhere this does nothing.
+    pub fn set_read_low_water(&mut self, bytes: usize) {
+        #[cfg(target_os = "linux")]
+        {
+            let mut want = u32::try_from(bytes).unwrap_or(u32::MAX).max(1);
+            if want == self.low_water {
+                return;
+            }
+            if want > 1 {
+                let Ok(buffer) = socket2::SockRef::from(&self.tcp).recv_buffer_size() else {
+                    return;
+                };
+                want = want
+                    .min(u32::try_from(buffer / 2).unwrap_or(u32::MAX))
+                    .max(1);
+                if want == self.low_water {
+                    return;
+                }
+            }
+            if rcvlowat::set(&self.tcp, want).is_ok() {
+                self.low_water = want;
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = bytes;
     }
 
     /// Reads into `buf` (see [`PlainStream`]). tokio's cooperative budget
@@ -222,6 +269,37 @@ fn recv_into(tcp: &TcpStream, buf: &mut ReadBuf<'_>) -> io::Result<usize> {
     Ok(n)
 }
 
+/// `SO_RCVLOWAT`, which neither tokio nor socket2 sets.
+#[cfg(target_os = "linux")]
+mod rcvlowat {
+    use std::io;
+    use std::os::fd::AsRawFd;
+
+    use tokio::net::TcpStream;
+
+    /// Sets the read low-water mark of `tcp` to `bytes`.
+    pub(super) fn set(tcp: &TcpStream, bytes: u32) -> io::Result<()> {
+        let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+        // SAFETY: the descriptor is the open socket `tcp` owns, borrowed
+        // for the call; `value` is a live `c_int` and the length passed is
+        // its size, as SO_RCVLOWAT takes.
+        let rc = unsafe {
+            libc::setsockopt(
+                tcp.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVLOWAT,
+                std::ptr::from_ref(&value).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+}
+
 impl AsyncWrite for MaybeTlsStream {
     fn poll_write(
         self: Pin<&mut Self>,
@@ -277,6 +355,7 @@ impl AsyncWrite for MaybeTlsStream {
 mod tests {
     use super::*;
     use std::io::Write;
+    use std::time::Duration;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     /// A plain stream and the blocking server end of its connection, which
@@ -373,5 +452,57 @@ mod tests {
         assert_eq!(&buf[..n], b"last");
         drop(server);
         assert_eq!(s.read(&mut buf).await.unwrap(), 0, "EOF");
+    }
+
+    /// The socket's `SO_RCVLOWAT`, read back from the kernel.
+    #[cfg(target_os = "linux")]
+    fn rcvlowat(s: &MaybeTlsStream) -> i32 {
+        use std::os::fd::AsRawFd;
+        let mut value: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: a live socket, and a `c_int` with its size.
+        let rc = unsafe {
+            libc::getsockopt(
+                s.tcp().as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVLOWAT,
+                std::ptr::from_mut(&mut value).cast(),
+                &mut len,
+            )
+        };
+        assert_eq!(rc, 0, "{}", io::Error::last_os_error());
+        value
+    }
+
+    /// With a low-water mark of N bytes, the socket is not readable before
+    /// N bytes are there; back at 1, any byte is. The mark stays under
+    /// half the receive buffer (a larger one would clamp the TCP window).
+    #[cfg(target_os = "linux")]
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_read_waits_for_the_low_water_mark() {
+        let (mut s, mut server) = pair().await;
+        s.set_read_low_water(1000);
+        assert_eq!(rcvlowat(&s), 1000);
+        server.write_all(&[1; 600]).unwrap();
+        let mut buf = vec![0u8; 4096];
+        let early = tokio::time::timeout(Duration::from_millis(200), s.read(&mut buf)).await;
+        assert!(early.is_err(), "read {early:?} below the mark");
+        server.write_all(&[2; 500]).unwrap();
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .expect("readable at the mark")
+            .unwrap();
+        assert_eq!(n, 1100);
+        s.set_read_low_water(1);
+        assert_eq!(rcvlowat(&s), 1);
+        server.write_all(b"x").unwrap();
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .expect("readable at one byte")
+            .unwrap();
+        assert_eq!(&buf[..n], b"x");
+        let half = socket2::SockRef::from(s.tcp()).recv_buffer_size().unwrap() / 2;
+        s.set_read_low_water(usize::MAX);
+        assert_eq!(usize::try_from(rcvlowat(&s)).unwrap(), half);
     }
 }
