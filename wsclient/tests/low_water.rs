@@ -129,3 +129,46 @@ async fn a_server_that_stops_mid_frame_is_noticed_at_once() {
     );
     assert!(started.elapsed() < Duration::from_secs(2));
 }
+
+#[tokio::test]
+async fn a_failure_inside_a_large_frame_lowers_the_mark_again() {
+    // 300 KiB of text with an invalid byte early on: the client fails the
+    // connection (1007) once the frame's bytes are in, then waits for the
+    // end of the stream with the mark back at 1.
+    let mut text = vec![b'a'; 300 << 10];
+    text[1000] = 0xFF;
+    let server = Scripted::start(move |mut s| async move {
+        let req = read_request(&mut s).await;
+        s.write_all(&response_101(req.key())).await.unwrap();
+        s.write_all(&frame(true, 1, &text, None)).await.unwrap();
+        let close = support::read_close(&mut s, bytes::BytesMut::new()).await;
+        assert_eq!(
+            close.map(|c| c.code),
+            Some(wsclient::CloseCode::INVALID_PAYLOAD)
+        );
+        s.write_all(&support::close_frame(1007, "")).await.unwrap();
+        // The server ends TCP only after a pause: the client is meanwhile
+        // waiting for the end of the stream.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    })
+    .await;
+    let (mut ws, _) = wsclient::connect(&server.url("/")).await.unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(5), ws.recv())
+        .await
+        .expect("the failure within 5 s");
+    assert!(
+        matches!(
+            got,
+            Some(Err(wsclient::Error::Protocol(
+                wsclient::proto::ProtocolError::InvalidUtf8
+            )))
+        ),
+        "{got:?}"
+    );
+    let end = tokio::time::timeout(Duration::from_secs(5), ws.recv())
+        .await
+        .expect("the end within 5 s");
+    assert!(end.is_none(), "{end:?}");
+    assert_eq!(rcvlowat(&ws), 1, "lowered for the wait for the end");
+    server.join().await;
+}
