@@ -25,7 +25,7 @@ use tokio::time::Sleep;
 
 use crate::error::{Error, Phase};
 use crate::message::Message;
-use crate::proto::{CloseCode, CloseFrame, Engine, Role, State};
+use crate::proto::{CloseCode, CloseFrame, Engine, FrameHeader, Role, State};
 
 /// The smallest read buffer; it grows when reads fill it.
 const MIN_READ: usize = 4 << 10;
@@ -463,12 +463,7 @@ where
 /// sizes a probe read holds): a sizing hint, so other frames just answer
 /// no.
 fn whole_frame(bytes: &[u8]) -> bool {
-    let frame_len = match *bytes {
-        [_, b1 @ 0..=125, ..] => 2 + usize::from(b1),
-        [_, 126, l0, l1, ..] => 4 + usize::from(u16::from_be_bytes([l0, l1])),
-        _ => return false,
-    };
-    frame_len == bytes.len()
+    FrameHeader::short_lengths(bytes).is_some_and(|(header, len)| header + len == bytes.len())
 }
 
 impl<S> Stream for WebSocket<S>

@@ -293,11 +293,10 @@ impl Engine {
     /// the error).
     #[inline]
     pub(crate) fn receive_short(&mut self, buf: &mut BytesMut) -> Option<Message> {
-        let [b0, b1] = *buf.first_chunk::<2>()?;
-        // 0x81 / 0x82: FIN, no RSV bit, text / binary. 126 or less: no MASK
-        // bit, a 7-bit length or (126) a 16-bit one.
-        if b1 > 126
-            || (b0 != 0x81 && b0 != 0x82)
+        let &b0 = buf.first()?;
+        // 0x81 / 0x82: FIN, no RSV bit, text / binary; no MASK bit, a 7-bit
+        // length or a 16-bit one.
+        if (b0 != 0x81 && b0 != 0x82)
             || self.role != Role::Client
             || self.state == State::Closed
             || self.incoming.is_some()
@@ -305,12 +304,7 @@ impl Engine {
         {
             return None;
         }
-        let (header, len) = if b1 == 126 {
-            let [_, _, l0, l1] = *buf.first_chunk::<4>()?;
-            (4, usize::from(u16::from_be_bytes([l0, l1])))
-        } else {
-            (2, usize::from(b1))
-        };
+        let (header, len) = FrameHeader::short_lengths(buf)?;
         if buf.len() - header < len
             || len > self.config.max_frame_size
             || len > self.config.max_message_size

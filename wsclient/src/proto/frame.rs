@@ -138,6 +138,20 @@ impl FrameHeader {
         )))
     }
 
+    /// The header and payload lengths of an unmasked frame with a 7- or
+    /// 16-bit length (payload under 64 KiB) at the start of `buf`, read
+    /// from its length bytes alone (nothing else is checked); `None` for
+    /// any other frame, or before those bytes are in.
+    #[inline]
+    #[must_use]
+    pub fn short_lengths(buf: &[u8]) -> Option<(usize, usize)> {
+        match *buf {
+            [_, len @ 0..=125, ..] => Some((2, usize::from(len))),
+            [_, 126, l0, l1, ..] => Some((4, usize::from(u16::from_be_bytes([l0, l1])))),
+            _ => None,
+        }
+    }
+
     /// Encodes the header into `out` (at most [`MAX_HEADER_LEN`] bytes) and
     /// returns how many bytes were written. Lengths use the shortest form.
     pub fn encode(&self, out: &mut [u8; MAX_HEADER_LEN]) -> usize {

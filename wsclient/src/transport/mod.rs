@@ -154,34 +154,39 @@ impl PlainStream {
     }
 
     /// Asks the kernel to report the socket readable (and wake the task)
-    /// only once `bytes` are buffered, or the stream ends or fails: its
-    /// read low-water mark, `SO_RCVLOWAT` (1, the default, is any byte).
+    /// only once up to `bytes` are buffered, or the stream ends or fails:
+    /// its read low-water mark, `SO_RCVLOWAT` (1, the default, is any
+    /// byte). The mark never exceeds `bytes`, so a reader that needs
+    /// `bytes` more is never left waiting for bytes that may not come.
     ///
-    /// The mark is kept under half the socket's receive buffer as it is
-    /// now: a larger one would make Linux grow the buffer and clamp the
-    /// TCP window to the mark, which can slow the stream after it. A
-    /// setting that fails leaves the mark as it was (only wake-ups are at
-    /// stake). Only Linux has it; elsewhere this does nothing.
+    /// It changes only when it has to, as a reader's need shrinks while
+    /// the bytes come in: raised from 1 when `bytes` is more than 1, kept
+    /// while it is still no more than `bytes`, lowered to `bytes` below
+    /// that, and 1 again for 1. A raised mark is kept under half the
+    /// socket's receive buffer as it is then: a larger one would make
+    /// Linux grow the buffer and clamp the TCP window to the mark, which
+    /// can slow the stream after it. A setting that fails leaves the mark
+    /// as it was (only wake-ups are at stake). Only Linux has it;
+    /// elsewhere this does nothing.
     pub fn set_read_low_water(&mut self, bytes: usize) {
         #[cfg(target_os = "linux")]
         {
-            let mut want = u32::try_from(bytes).unwrap_or(u32::MAX).max(1);
-            if want == self.low_water {
-                return;
-            }
-            if want > 1 {
+            let want = u32::try_from(bytes).unwrap_or(u32::MAX).max(1);
+            let mark = if want == 1 {
+                1
+            } else if self.low_water > 1 {
+                // Raised, and still no more than the reader needs: kept.
+                // Otherwise lowered to the need (under the cap already).
+                want.min(self.low_water)
+            } else {
                 let Ok(buffer) = socket2::SockRef::from(&self.tcp).recv_buffer_size() else {
                     return;
                 };
-                want = want
-                    .min(u32::try_from(buffer / 2).unwrap_or(u32::MAX))
-                    .max(1);
-                if want == self.low_water {
-                    return;
-                }
-            }
-            if rcvlowat::set(&self.tcp, want).is_ok() {
-                self.low_water = want;
+                want.min(u32::try_from(buffer / 2).unwrap_or(u32::MAX))
+                    .max(1)
+            };
+            if mark != self.low_water && rcvlowat::set(&self.tcp, mark).is_ok() {
+                self.low_water = mark;
             }
         }
         #[cfg(not(target_os = "linux"))]
@@ -196,9 +201,11 @@ impl PlainStream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let want = buf.remaining();
-        if std::mem::take(&mut self.try_next) && !self.wrote {
+        if std::mem::take(&mut self.try_next) && !self.wrote && self.low_water == 1 {
             // Reading on after a short read, nothing written since: try
-            // at once, whatever the (cleared) readiness says.
+            // at once, whatever the (cleared) readiness says. Not under a
+            // raised low-water mark: the reader asked to be woken when
+            // that much is in, and a try would take a part of it.
             let coop = std::task::ready!(tokio::task::coop::poll_proceed(cx));
             loop {
                 match recv_into(&self.tcp, buf) {
