@@ -606,7 +606,9 @@ fn markdown(res: &Results, cfg: &Config, invoked: &str, load: &str, took: Durati
          read, divided by the count (64 connections opened first are not counted); the \
          live heap per connection (glibc mallinfo2) is shown beside it. Connect: \
          sequential TCP connect + upgrade, timed to the open socket (the event client: to the start of \
-         `on_websocket_connect`; teardown not counted).",
+         `on_websocket_connect`), then a close handshake that is not timed; every client, raw TCP \
+         included, ends each connection that way, since how the last connection ended changes \
+         what the next connect costs.",
         cfg.reps, cfg.secs, cfg.warm, cfg.conns
     );
     let _ = writeln!(
