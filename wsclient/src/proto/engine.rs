@@ -162,6 +162,11 @@ struct Unmasked {
 /// Masking keys drawn per call to the CSPRNG.
 const KEY_BATCH: usize = 8;
 
+/// Client data frames up to this many payload bytes take the short-frame
+/// path ([`Engine::write_short_masked`]): 125, the largest length the
+/// header's 7 bits hold.
+const SHORT_FRAME: usize = 125;
+
 impl Engine {
     /// An engine in the [`State::Open`] state (the handshake is done).
     #[must_use]
@@ -676,6 +681,8 @@ impl Engine {
             self.write_compressed(opcode, true, payload);
         } else if self.role == Role::Client && payload.len() > MASK_CHUNK {
             self.write_chunked(opcode, payload);
+        } else if self.role == Role::Client && payload.len() <= SHORT_FRAME {
+            self.write_short_masked(opcode, payload);
         } else {
             self.write_frame(opcode, true, payload);
         }
@@ -827,6 +834,25 @@ impl Engine {
             f.encode(&mut payload);
         }
         self.write_frame(OpCode::Close, true, &payload);
+    }
+
+    /// A whole client frame of at most [`SHORT_FRAME`] payload bytes, the
+    /// common small message: its 6-byte header (7-bit length, key) and
+    /// masked payload appended directly, without the general path's
+    /// header encoding and mask dispatch.
+    fn write_short_masked(&mut self, opcode: OpCode, payload: &[u8]) {
+        self.mask_rest();
+        let key = self.mask_key();
+        let len = payload.len();
+        debug_assert!(len <= SHORT_FRAME);
+        self.produced += (6 + len) as u64;
+        self.out.reserve(6 + len);
+        let [k0, k1, k2, k3] = key;
+        // FIN, no RSV bits; the mask bit and the 7-bit length (`len` is at
+        // most 125, so the cast keeps it whole).
+        self.out
+            .extend_from_slice(&[0x80 | opcode.as_u8(), 0x80 | len as u8, k0, k1, k2, k3]);
+        extend_masked(&mut self.out, payload, key);
     }
 
     fn write_frame(&mut self, opcode: OpCode, fin: bool, payload: &[u8]) {

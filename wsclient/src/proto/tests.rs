@@ -375,6 +375,33 @@ fn mask_keys_differ_per_frame() {
 }
 
 #[test]
+fn short_data_frames_are_encoded_like_any_other() {
+    // Every length the short-frame path takes (0..=125) and the first ones
+    // past it, text and binary: a 7-bit (or 16-bit) length, FIN set, no
+    // RSV bits, a mask, and the payload masked with it.
+    for len in 0..=130usize {
+        let payload: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
+        let text: String = (0..len).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+        let mut e = client();
+        e.send(&Message::binary(payload.clone())).unwrap();
+        e.send(&Message::text(text.clone())).unwrap();
+        let out = e.output().to_vec();
+        let header = if len <= 125 { 6 } else { 8 };
+        assert_eq!(out.len(), 2 * (header + len), "length {len}");
+        assert_eq!(e.total_output(), out.len() as u64, "length {len}");
+        assert_eq!(out[0], 0x82, "length {len}");
+        if len <= 125 {
+            assert_eq!(out[1], 0x80 | len as u8, "length {len}");
+        } else {
+            assert_eq!(out[1], 0x80 | 126, "length {len}");
+        }
+        let frames = sent_frames(&out);
+        assert_eq!(frames[0], (true, 2, payload), "length {len}");
+        assert_eq!(frames[1], (true, 1, text.into_bytes()), "length {len}");
+    }
+}
+
+#[test]
 fn server_role_requires_masks_and_unmasks() {
     let mut s = Engine::new(Role::Server, Config::default());
     let bytes = frame(true, 0, 1, Some([9, 8, 7, 6]), "masked ✓".as_bytes());
