@@ -598,8 +598,10 @@ fn markdown(res: &Results, cfg: &Config, invoked: &str, load: &str, took: Durati
          `sendfile(2)` from a memory file, so the server copies nothing) and a fresh client process on a current-thread \
          tokio runtime; clients interleaved, {} repetition(s) of {} s each (after {} s warm-up \
          for receive and echo); median (min–max). Payloads are binary; MB = 10^6 payload \
-         bytes. Send cells end with the close handshake, so queued bytes are counted only \
-         once the server has read them. Echo: one message in flight, hdrhistogram; the \
+         bytes. Receive cells count in the client: the socket clients in local variables, \
+         the event client in its own counters (`Conn::stats`). Send cells end with the \
+         close handshake, so queued bytes are counted only once the server has read them. \
+         Echo: one message in flight, hdrhistogram; the \
          socket clients send then await the reply, the event client sends each next \
          message from `on_message` (as the seed's `onMessage` does). Idle: RSS \
          growth (/proc/self/statm) over {} connections, each held by a task waiting to \
