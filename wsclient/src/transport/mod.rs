@@ -99,6 +99,11 @@ impl AsyncRead for MaybeTlsStream {
 /// a try that found bytes tries at once too); waiting for a reply, it
 /// waits for the readiness event as tokio's does.
 ///
+/// The first write, the upgrade request, is tried at once too (on Linux):
+/// the connect (`tcp::attempt`) hands over a socket that is connected
+/// already when the handshake's packets went through within `connect(2)`,
+/// and tokio would wait for its driver to report it writable first.
+///
 /// The short read clears the readiness as tokio's does (in the same
 /// `try_io` as the read, so an event that came since is kept), and a try
 /// that finds nothing then waits through the readiness path: no wake-up
@@ -112,6 +117,8 @@ pub struct PlainStream {
     try_next: bool,
     /// Something was written since the last short read.
     wrote: bool,
+    /// Nothing was written yet: the first write is tried at once.
+    unwritten: bool,
     /// The socket's read low-water mark (`SO_RCVLOWAT`) as last set.
     low_water: u32,
 }
@@ -122,6 +129,7 @@ impl From<TcpStream> for PlainStream {
             tcp,
             try_next: false,
             wrote: false,
+            unwritten: true,
             low_water: 1,
         }
     }
@@ -191,6 +199,26 @@ impl PlainStream {
         }
         #[cfg(not(target_os = "linux"))]
         let _ = bytes;
+    }
+
+    /// The first write (the upgrade request), tried at once: tokio's
+    /// `poll_write` answers `Pending` until its driver has reported the
+    /// new socket writable, a trip through `epoll_wait` and the scheduler
+    /// for a socket that is (see `tcp::attempt`) connected already. `None`
+    /// when the socket cannot take it yet: the caller then waits as tokio
+    /// does.
+    #[cfg(target_os = "linux")]
+    fn try_first_write(&self, buf: &[u8]) -> Option<io::Result<usize>> {
+        loop {
+            // MSG_NOSIGNAL, as tokio's writes: a reset connection is an
+            // error, not SIGPIPE.
+            match socket2::SockRef::from(&self.tcp).send_with_flags(buf, libc::MSG_NOSIGNAL) {
+                Ok(n) => return Some(Ok(n)),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
+                Err(e) => return Some(Err(e)),
+            }
+        }
     }
 
     /// Reads into `buf` (see [`PlainStream`]). tokio's cooperative budget
@@ -316,6 +344,12 @@ impl AsyncWrite for MaybeTlsStream {
         match self.get_mut() {
             MaybeTlsStream::Plain(s) => {
                 s.wrote = true;
+                #[cfg(target_os = "linux")]
+                if std::mem::take(&mut s.unwritten) {
+                    if let Some(written) = s.try_first_write(buf) {
+                        return Poll::Ready(written);
+                    }
+                }
                 Pin::new(&mut s.tcp).poll_write(cx, buf)
             }
             MaybeTlsStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
@@ -373,6 +407,57 @@ mod tests {
         let (server, _) = l.accept().unwrap();
         server.set_nodelay(true).unwrap();
         (MaybeTlsStream::plain(tcp), server)
+    }
+
+    /// The first write (the upgrade request) goes out at once on a
+    /// connected socket: tokio's own `TcpStream` write answers `Pending`
+    /// until its driver has reported a new socket writable.
+    #[cfg(target_os = "linux")]
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_first_write_does_not_wait_for_a_readiness_event() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let tcp = crate::transport::tcp::connect(
+            "127.0.0.1",
+            l.local_addr().unwrap().port(),
+            &crate::transport::tcp::TcpOptions::default(),
+        )
+        .await
+        .unwrap();
+        let mut s = MaybeTlsStream::plain(tcp);
+        let (mut server, _) = l.accept().unwrap();
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let polled = Pin::new(&mut s).poll_write(&mut cx, b"GET / HTTP/1.1\r\n\r\n");
+        assert!(matches!(polled, Poll::Ready(Ok(18))), "{polled:?}");
+        let mut got = [0u8; 18];
+        std::io::Read::read_exact(&mut server, &mut got).unwrap();
+        assert_eq!(&got, b"GET / HTTP/1.1\r\n\r\n");
+        // Later writes take tokio's path, and work as well.
+        s.write_all(b"more").await.unwrap();
+        let mut more = [0u8; 4];
+        std::io::Read::read_exact(&mut server, &mut more).unwrap();
+        assert_eq!(&more, b"more");
+    }
+
+    /// A first write to a connection the server has reset is an error (not
+    /// a signal, not a hang).
+    #[cfg(target_os = "linux")]
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_first_write_to_a_reset_connection_fails() {
+        let (mut s, server) = pair().await;
+        // Linger 0: closing sends a reset.
+        socket2::SockRef::from(&server)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
+        drop(server);
+        std::thread::sleep(Duration::from_millis(20));
+        let err = s.write_all(b"request").await.unwrap_err();
+        assert!(
+            matches!(
+                err.kind(),
+                io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe
+            ),
+            "{err:?}"
+        );
     }
 
     /// After a read that filled only part of the buffer, bytes that came

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use futures_util::stream::FuturesUnordered;
-use tokio::net::{TcpSocket, TcpStream};
+#[cfg(not(target_os = "linux"))]
+use tokio::net::TcpSocket;
+use tokio::net::TcpStream;
 
 use crate::error::{Error, Phase};
 
@@ -134,6 +136,44 @@ pub async fn connect(host: &str, port: u16, opts: &TcpOptions) -> Result<TcpStre
     Ok(stream)
 }
 
+/// One connection attempt to `addr`.
+///
+/// On Linux a connect to a nearby server (loopback above all) is often
+/// complete by the time `connect(2)` returns `EINPROGRESS`: the handshake's
+/// packets were processed within the call. The socket is then used at once
+/// (`getpeername` tells, one system call) instead of after a trip through
+/// the runtime for the writable event and `SO_ERROR`, so the upgrade
+/// request leaves that much sooner, typically before the server has gone
+/// back to sleep after accepting. Otherwise it waits for the writable event
+/// and takes the socket's error, as tokio's connect does.
+#[cfg(target_os = "linux")]
+async fn attempt(addr: SocketAddr, local: Option<IpAddr>) -> io::Result<TcpStream> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(
+        Domain::for_address(addr),
+        Type::STREAM.nonblocking(),
+        Some(Protocol::TCP),
+    )?;
+    if let Some(ip) = local {
+        socket.bind(&SocketAddr::new(ip, 0).into())?;
+    }
+    let connected = match socket.connect(&addr.into()) {
+        Ok(()) => true,
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => socket.peer_addr().is_ok(),
+        Err(e) => return Err(e),
+    };
+    let tcp = TcpStream::from_std(std::net::TcpStream::from(socket))?;
+    if !connected {
+        tcp.writable().await?;
+        if let Some(e) = tcp.take_error()? {
+            return Err(e);
+        }
+    }
+    Ok(tcp)
+}
+
+/// One connection attempt to `addr`.
+#[cfg(not(target_os = "linux"))]
 async fn attempt(addr: SocketAddr, local: Option<IpAddr>) -> io::Result<TcpStream> {
     let socket = if addr.is_ipv6() {
         TcpSocket::new_v6()?
@@ -210,6 +250,46 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, Error::Connect { .. }), "{err:?}");
+    }
+
+    /// A connect that is not complete when `connect(2)` returns is waited
+    /// for: here the listener's accept queue is full, so the SYN is dropped
+    /// and sent again about a second later, once the queue has room.
+    #[tokio::test]
+    async fn a_connect_not_complete_at_once_is_waited_for() {
+        use socket2::{Domain, Socket, Type};
+        let listener = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        listener
+            .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+            .unwrap();
+        // Backlog 0: one connection waiting to be accepted fills it.
+        listener.listen(0).unwrap();
+        let listener: std::net::TcpListener = listener.into();
+        let addr = listener.local_addr().unwrap();
+        let filler = std::net::TcpStream::connect(addr).unwrap();
+        let started = std::time::Instant::now();
+        // Make room a little later (the filler and ours are accepted).
+        let accepter = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            let mut held = Vec::new();
+            for _ in 0..2 {
+                held.push(listener.accept().unwrap().0);
+            }
+            held
+        });
+        let s = tokio::time::timeout(Duration::from_secs(20), attempt(addr, None))
+            .await
+            .expect("the connect completes once the queue has room")
+            .unwrap();
+        assert!(
+            started.elapsed() >= Duration::from_millis(300),
+            "connected before the queue had room: {:?}",
+            started.elapsed()
+        );
+        assert_eq!(s.peer_addr().unwrap(), addr);
+        let held = accepter.join().unwrap();
+        assert_eq!(held.len(), 2);
+        drop(filler);
     }
 
     #[tokio::test]
