@@ -23,7 +23,8 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll};
+use std::sync::OnceLock;
+use std::task::{Context, Poll, Waker};
 
 use futures_util::task::AtomicWaker;
 use spin::mutex::SpinMutex;
@@ -40,6 +41,12 @@ pub(crate) struct Inbox {
     /// A wake-up is on its way (the task has not yet looked at the queue
     /// since): further pushes need not wake it again.
     notified: AtomicBool,
+    /// The task's waker, as first registered (kept here, off the task's
+    /// future, whose size is budgeted): see [`Receiver::poll_recv`].
+    task_waker: OnceLock<Waker>,
+    /// The last registration was of `task_waker`. Only the task touches
+    /// it (plain loads and stores).
+    registered_task_waker: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -197,11 +204,32 @@ impl Receiver {
         if let Some(c) = self.taken.pop_front() {
             return Poll::Ready(c);
         }
+        let inbox = self.inbox();
+        // Nothing pushed since the last look below, which registered this
+        // same waker: every push after that look sets `notified` (in its
+        // `wake`), and a push still on its way to its `wake` will wake us.
+        // So there is nothing to take, and no need to register again or to
+        // take the lock (four atomic read-modify-writes in all, on every
+        // turn of the connection's loop).
+        if !inbox.notified.load(Ordering::Acquire)
+            && inbox.registered_task_waker.load(Ordering::Relaxed)
+            && inbox
+                .task_waker
+                .get()
+                .is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            return Poll::Pending;
+        }
         // Register before looking, and say "no wake-up on its way" before
         // looking too: a push after the look then sees `notified` false and
         // wakes us; a push before it is found by the look.
-        self.inbox().waker.register(cx.waker());
-        self.inbox().notified.store(false, Ordering::SeqCst);
+        inbox.waker.register(cx.waker());
+        let same = match inbox.task_waker.get() {
+            Some(w) => w.will_wake(cx.waker()),
+            None => inbox.task_waker.set(cx.waker().clone()).is_ok(),
+        };
+        inbox.registered_task_waker.store(same, Ordering::Relaxed);
+        inbox.notified.store(false, Ordering::SeqCst);
         let Receiver { shared, taken } = self;
         shared.inbox.take(taken);
         match self.taken.pop_front() {
@@ -287,6 +315,52 @@ mod tests {
             shared.inbox.push(Command::Reconnect),
             Err(Command::Reconnect)
         ));
+    }
+
+    /// A waker that counts its wake-ups.
+    struct Counter(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for Counter {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn counter() -> (Arc<Counter>, Waker) {
+        let c = Arc::new(Counter(std::sync::atomic::AtomicUsize::new(0)));
+        (c.clone(), Waker::from(c))
+    }
+
+    #[test]
+    fn a_push_wakes_the_waker_of_the_last_poll() {
+        let shared = shared();
+        let mut rx = Receiver::new(shared.clone());
+        let (a_count, a) = counter();
+        let (b_count, b) = counter();
+        // Polled with `a`, then again with `a` (nothing pushed: answered
+        // without registering again), then with another waker `b`.
+        assert!(rx.poll_recv(&mut Context::from_waker(&a)).is_pending());
+        assert!(rx.poll_recv(&mut Context::from_waker(&a)).is_pending());
+        assert!(shared.inbox.push(Command::Wake).is_ok());
+        assert_eq!(a_count.0.load(Ordering::SeqCst), 1);
+        assert!(matches!(
+            rx.poll_recv(&mut Context::from_waker(&a)),
+            Poll::Ready(Command::Wake)
+        ));
+        assert!(rx.poll_recv(&mut Context::from_waker(&b)).is_pending());
+        // `b` is the one registered now: a push wakes it.
+        assert!(shared.inbox.push(Command::Reconnect).is_ok());
+        assert_eq!(b_count.0.load(Ordering::SeqCst), 1);
+        assert_eq!(a_count.0.load(Ordering::SeqCst), 1);
+        // And polled with `a` again, `a` is registered again.
+        assert!(matches!(
+            rx.poll_recv(&mut Context::from_waker(&b)),
+            Poll::Ready(Command::Reconnect)
+        ));
+        assert!(rx.poll_recv(&mut Context::from_waker(&a)).is_pending());
+        assert!(shared.inbox.push(Command::PauseRecv).is_ok());
+        assert_eq!(a_count.0.load(Ordering::SeqCst), 2);
+        assert_eq!(b_count.0.load(Ordering::SeqCst), 1);
     }
 
     #[test]
