@@ -148,7 +148,11 @@ fn mask_into_words(dst: &mut [MaybeUninit<u8>], src: &[u8], key: [u8; 4]) {
         word.copy_from_slice(sc);
         // One 8-byte store (a byte-wise write loop stays byte-wise for
         // short payloads).
-        dc.copy_from_slice(&(u64::from_ne_bytes(word) ^ k64).to_ne_bytes().map(MaybeUninit::new));
+        dc.copy_from_slice(
+            &(u64::from_ne_bytes(word) ^ k64)
+                .to_ne_bytes()
+                .map(MaybeUninit::new),
+        );
     }
     // The tail (under 8 bytes) starts at a multiple of 4: the key from its
     // first byte again. Byte-wise: a copy of a variable length would be a

@@ -381,7 +381,9 @@ fn short_data_frames_are_encoded_like_any_other() {
     // RSV bits, a mask, and the payload masked with it.
     for len in 0..=130usize {
         let payload: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
-        let text: String = (0..len).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+        let text: String = (0..len)
+            .map(|i| char::from(b'a' + (i % 26) as u8))
+            .collect();
         let mut e = client();
         e.send(&Message::binary(payload.clone())).unwrap();
         e.send(&Message::text(text.clone())).unwrap();
