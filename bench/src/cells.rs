@@ -705,65 +705,85 @@ mod events {
     /// main task only starts the exchange, opens the measured window
     /// after the warm-up, and ends it.
     async fn echo(p: &Params) -> R<Sample> {
+        /// The exchange's state, driven from `on_message`: the warm-up,
+        /// then the measured window, both timed there. The main task waits
+        /// for the end without a timer: a pending timer makes every sleep
+        /// of the runtime an `epoll_wait` with a timeout (the kernel arms
+        /// and cancels a timer each time), which the socket clients'
+        /// loops, awaited directly, do not pay.
         struct Exchange {
             h: Histogram<u64>,
             sent_at: Instant,
-            measuring: bool,
+            warm_until: Instant,
+            window: Option<Window>,
+            secs: Duration,
             stop: bool,
         }
         let (mut c, sig) = client(p.addr)?;
         let state = Arc::new(std::sync::Mutex::new(Exchange {
             h: histogram(),
             sent_at: Instant::now(),
-            measuring: false,
+            warm_until: Instant::now(),
+            window: None,
+            secs: secs(p.secs),
             stop: false,
         }));
         let stopped = Arc::new(Notify::new());
         let payload = Bytes::from(frames::payload(p.size));
         let (st, done, pl) = (state.clone(), stopped.clone(), payload.clone());
         c.on_message(move |conn, _| {
-            let mut s = st.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if s.measuring {
-                let d = s.sent_at.elapsed();
-                record(&mut s.h, d);
-            }
-            if s.stop {
+            let mut guard = st.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let s = &mut *guard;
+            let d = s.sent_at.elapsed();
+            let over = match &s.window {
+                Some(w) => {
+                    record(&mut s.h, d);
+                    w.elapsed() >= s.secs
+                }
+                None => {
+                    if Instant::now() >= s.warm_until {
+                        s.window = Some(Window::open());
+                    }
+                    false
+                }
+            };
+            if over {
+                s.stop = true;
                 done.notify_one();
                 return;
             }
             s.sent_at = Instant::now();
             if conn.send_binary(pl.clone()).is_err() {
+                s.stop = true;
                 done.notify_one();
             }
         });
+        let done = stopped.clone();
+        c.on_close(move |_| done.notify_one());
         let conn = c.connect();
         opened(&sig).await?;
-        state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .sent_at = Instant::now();
+        {
+            let mut s = state
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let now = Instant::now();
+            s.warm_until = now + secs(p.warm);
+            s.sent_at = now;
+        }
         conn.send_binary(payload.clone())?;
-        tokio::time::sleep(secs(p.warm)).await;
-        let w = Window::open();
-        state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .measuring = true;
-        tokio::time::sleep(secs(p.secs)).await;
-        state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .stop = true;
-        tokio::time::timeout(Duration::from_secs(10), stopped.notified())
-            .await
-            .map_err(|_| "the exchange did not stop")?;
+        // Woken by the callback at the end of the window, or by the
+        // connection's end (the run's own limit bounds the rest).
+        stopped.notified().await;
         let s = state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(w) = s.window.as_ref().filter(|_| s.stop) else {
+            return Err("the exchange ended before its window did".into());
+        };
         if s.h.is_empty() {
             return Err("no round trip completed".into());
         }
-        Ok(latency_sample(&s.h, &w))
+        Ok(latency_sample(&s.h, w))
     }
 
     async fn idle(p: &Params) -> R<Sample> {
