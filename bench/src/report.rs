@@ -603,7 +603,10 @@ fn markdown(res: &Results, cfg: &Config, invoked: &str, load: &str, took: Durati
          close handshake, so queued bytes are counted only once the server has read them. \
          Echo: one message in flight, hdrhistogram; the \
          socket clients send then await the reply, the event client sends each next \
-         message from `on_message` (as the seed's `onMessage` does). Idle: RSS \
+         message from `on_message` (as the seed's `onMessage` does). The event client's \
+         receive and echo cells time their warm-up and window from `on_message`, so that no \
+         timer is pending while they run (with one, every sleep of the runtime is an \
+         `epoll_wait` with a timeout, which the socket clients' loops do not pay). Idle: RSS \
          growth (/proc/self/statm) over {} connections, each held by a task waiting to \
          read, divided by the count (64 connections opened first are not counted); the \
          live heap per connection (glibc mallinfo2) is shown beside it. Connect: \
