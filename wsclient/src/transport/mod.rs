@@ -118,6 +118,7 @@ pub struct PlainStream {
     /// Something was written since the last short read.
     wrote: bool,
     /// Nothing was written yet: the first write is tried at once.
+    #[cfg(target_os = "linux")]
     unwritten: bool,
     /// The socket's read low-water mark (`SO_RCVLOWAT`) as last set.
     low_water: u32,
@@ -129,6 +130,7 @@ impl From<TcpStream> for PlainStream {
             tcp,
             try_next: false,
             wrote: false,
+            #[cfg(target_os = "linux")]
             unwritten: true,
             low_water: 1,
         }
