@@ -337,30 +337,29 @@ mod tests {
         let mut rx = Receiver::new(shared.clone());
         let (a_count, a) = counter();
         let (b_count, b) = counter();
+        let mut poll = |w: &Waker| rx.poll_recv(&mut Context::from_waker(w));
+        let wakes = || {
+            (
+                a_count.0.load(Ordering::SeqCst),
+                b_count.0.load(Ordering::SeqCst),
+            )
+        };
         // Polled with `a`, then again with `a` (nothing pushed: answered
         // without registering again), then with another waker `b`.
-        assert!(rx.poll_recv(&mut Context::from_waker(&a)).is_pending());
-        assert!(rx.poll_recv(&mut Context::from_waker(&a)).is_pending());
+        assert!(poll(&a).is_pending());
+        assert!(poll(&a).is_pending());
         assert!(shared.inbox.push(Command::Wake).is_ok());
-        assert_eq!(a_count.0.load(Ordering::SeqCst), 1);
-        assert!(matches!(
-            rx.poll_recv(&mut Context::from_waker(&a)),
-            Poll::Ready(Command::Wake)
-        ));
-        assert!(rx.poll_recv(&mut Context::from_waker(&b)).is_pending());
+        assert_eq!(wakes(), (1, 0));
+        assert!(matches!(poll(&a), Poll::Ready(Command::Wake)));
+        assert!(poll(&b).is_pending());
         // `b` is the one registered now: a push wakes it.
         assert!(shared.inbox.push(Command::Reconnect).is_ok());
-        assert_eq!(b_count.0.load(Ordering::SeqCst), 1);
-        assert_eq!(a_count.0.load(Ordering::SeqCst), 1);
+        assert_eq!(wakes(), (1, 1));
         // And polled with `a` again, `a` is registered again.
-        assert!(matches!(
-            rx.poll_recv(&mut Context::from_waker(&b)),
-            Poll::Ready(Command::Reconnect)
-        ));
-        assert!(rx.poll_recv(&mut Context::from_waker(&a)).is_pending());
+        assert!(matches!(poll(&b), Poll::Ready(Command::Reconnect)));
+        assert!(poll(&a).is_pending());
         assert!(shared.inbox.push(Command::PauseRecv).is_ok());
-        assert_eq!(a_count.0.load(Ordering::SeqCst), 2);
-        assert_eq!(b_count.0.load(Ordering::SeqCst), 1);
+        assert_eq!(wakes(), (2, 1));
     }
 
     #[test]

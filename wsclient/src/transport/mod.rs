@@ -417,16 +417,7 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[tokio::test(flavor = "current_thread")]
     async fn the_first_write_does_not_wait_for_a_readiness_event() {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let tcp = crate::transport::tcp::connect(
-            "127.0.0.1",
-            l.local_addr().unwrap().port(),
-            &crate::transport::tcp::TcpOptions::default(),
-        )
-        .await
-        .unwrap();
-        let mut s = MaybeTlsStream::plain(tcp);
-        let (mut server, _) = l.accept().unwrap();
+        let (mut s, mut server) = fresh_pair().await;
         let mut cx = Context::from_waker(std::task::Waker::noop());
         let polled = Pin::new(&mut s).poll_write(&mut cx, b"GET / HTTP/1.1\r\n\r\n");
         assert!(matches!(polled, Poll::Ready(Ok(18))), "{polled:?}");
@@ -440,19 +431,39 @@ mod tests {
         assert_eq!(&more, b"more");
     }
 
-    /// A first write to a connection the server has reset is an error (not
-    /// a signal, not a hang).
+    /// A plain stream as the crate's connect hands it over (no readiness
+    /// event seen yet), and the blocking server end of its connection.
+    #[cfg(target_os = "linux")]
+    async fn fresh_pair() -> (MaybeTlsStream, std::net::TcpStream) {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let tcp = crate::transport::tcp::connect(
+            "127.0.0.1",
+            l.local_addr().unwrap().port(),
+            &crate::transport::tcp::TcpOptions::default(),
+        )
+        .await
+        .unwrap();
+        let (server, _) = l.accept().unwrap();
+        (MaybeTlsStream::plain(tcp), server)
+    }
+
+    /// A first write to a connection the server has reset is an error at
+    /// once (the direct send's error, not tokio's `Pending`; not a signal).
     #[cfg(target_os = "linux")]
     #[tokio::test(flavor = "current_thread")]
     async fn the_first_write_to_a_reset_connection_fails() {
-        let (mut s, server) = pair().await;
+        let (mut s, server) = fresh_pair().await;
         // Linger 0: closing sends a reset.
         socket2::SockRef::from(&server)
             .set_linger(Some(Duration::ZERO))
             .unwrap();
         drop(server);
         std::thread::sleep(Duration::from_millis(20));
-        let err = s.write_all(b"request").await.unwrap_err();
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let polled = Pin::new(&mut s).poll_write(&mut cx, b"request");
+        let Poll::Ready(Err(err)) = polled else {
+            panic!("expected an error at once, got {polled:?}");
+        };
         assert!(
             matches!(
                 err.kind(),
