@@ -12,7 +12,8 @@
 //!
 //! `all` runs every cell: each (cell, repetition, client) is a fresh server
 //! process and a fresh client process, pinned with `sched_setaffinity`;
-//! clients are interleaved (A B C A B C ...). It prints the tables and
+//! clients are interleaved, each repetition starting one client further
+//! along (A B C, B C A, C A B, ...). It prints the tables and
 //! writes them as markdown with `--out`.
 
 mod cells;

@@ -456,7 +456,12 @@ pub fn all(args: &Args) -> Result<(), String> {
     let mut done = 0;
     for (i, spec) in specs.iter().enumerate() {
         for rep in 0..cfg.reps {
-            for client in &client_list {
+            // Each repetition starts one client further along (A B C,
+            // B C A, C A B, ...): whatever one run leaves behind for the
+            // next (socket state, caches, the CPU's clock) falls on every
+            // client in turn, not always on the same one.
+            let n = client_list.len();
+            for client in (0..n).map(|k| &client_list[(rep + k) % n]) {
                 done += 1;
                 let r = run_pair(&exe, &cfg, *spec, client);
                 let shown = match &r {
@@ -596,7 +601,7 @@ fn markdown(res: &Results, cfg: &Config, invoked: &str, load: &str, took: Durati
         "- **Method:** every (cell, repetition, client) is a fresh neutral server process \
          (tokio TCP, hand-written framing; receive cells: pre-built frames sent with \
          `sendfile(2)` from a memory file, so the server copies nothing) and a fresh client process on a current-thread \
-         tokio runtime; clients interleaved, {} repetition(s) of {} s each (after {} s warm-up \
+         tokio runtime; clients interleaved, each repetition starting one client further along (A B C, B C A, ...), {} repetition(s) of {} s each (after {} s warm-up \
          for receive and echo); median (min–max). Payloads are binary; MB = 10^6 payload \
          bytes. Receive cells count in the client: the socket clients in local variables, \
          the event client in its own counters (`Conn::stats`). Send cells end with the \
