@@ -612,6 +612,60 @@ mod events {
         Ok(())
     }
 
+    /// A warm-up, then the measured window, both timed from `on_message`
+    /// (the receive and echo cells). The main task waits for the end
+    /// without a timer: a pending timer makes every sleep of the runtime
+    /// an `epoll_wait` with a timeout (the kernel arms and cancels a timer
+    /// each time), which the socket clients' loops, awaited directly, do
+    /// not pay.
+    struct Phases {
+        /// Set when the connection is open ([`Phases::begin`]): messages
+        /// that come before it do not open the window.
+        warm_until: Instant,
+        secs: Duration,
+        window: Option<Window>,
+    }
+
+    /// Where [`Phases::step`] found the cell.
+    enum Phase {
+        /// Still warming up.
+        Warming,
+        /// The window opened at this step.
+        Opened,
+        /// Inside the window.
+        Measuring,
+        /// The window has lasted its length.
+        Over,
+    }
+
+    impl Phases {
+        fn new(secs: Duration) -> Self {
+            Phases {
+                warm_until: Instant::now() + Duration::from_secs(3600),
+                secs,
+                window: None,
+            }
+        }
+
+        /// Starts the warm-up of `warm` (the connection is open).
+        fn begin(&mut self, warm: Duration) {
+            self.warm_until = Instant::now() + warm;
+        }
+
+        /// Looks at the clock: opens the window once the warm-up is over.
+        fn step(&mut self) -> Phase {
+            match &self.window {
+                None if Instant::now() >= self.warm_until => {
+                    self.window = Some(Window::open());
+                    Phase::Opened
+                }
+                None => Phase::Warming,
+                Some(w) if w.elapsed() >= self.secs => Phase::Over,
+                Some(_) => Phase::Measuring,
+            }
+        }
+    }
+
     pub async fn run(kind: Kind, p: &Params) -> R<Sample> {
         match kind {
             Kind::Recv => recv(p).await,
@@ -623,23 +677,18 @@ mod events {
     }
 
     async fn recv(p: &Params) -> R<Sample> {
-        /// The cell's phases, driven from `on_message` every `k` messages
-        /// (as the socket clients' loops look at the clock): the warm-up,
-        /// then the measured window. The main task waits for the end
-        /// without a timer, as in [`echo`].
-        struct Phases {
-            warm_until: Instant,
-            secs: Duration,
-            start: Option<(Window, u64, u64)>,
+        /// The cell's state, driven from `on_message` every `k` messages
+        /// (as the socket clients' loops look at the clock).
+        struct Counted {
+            phases: Phases,
+            /// The client's counters when the window opened.
+            start: (u64, u64),
             result: Option<Sample>,
         }
         let (mut c, sig) = client(p.addr)?;
-        let state = Arc::new(std::sync::Mutex::new(Phases {
-            // Set once the connection is open (below): messages that come
-            // before that do not start the window.
-            warm_until: Instant::now() + Duration::from_secs(3600),
-            secs: secs(p.secs),
-            start: None,
+        let state = Arc::new(std::sync::Mutex::new(Counted {
+            phases: Phases::new(secs(p.secs)),
+            start: (0, 0),
             result: None,
         }));
         let ended = Arc::new(Notify::new());
@@ -663,22 +712,22 @@ mod events {
             if s.result.is_some() {
                 return;
             }
-            match &s.start {
-                None => {
-                    if Instant::now() >= s.warm_until {
-                        let stats = conn.stats();
-                        s.start = Some((Window::open(), stats.messages_in, stats.bytes_in));
-                    }
+            match s.phases.step() {
+                Phase::Warming | Phase::Measuring => {}
+                Phase::Opened => {
+                    let stats = conn.stats();
+                    s.start = (stats.messages_in, stats.bytes_in);
                 }
-                Some((w, m0, b0)) => {
-                    if w.elapsed() >= s.secs {
+                Phase::Over => {
+                    if let Some(w) = &s.phases.window {
                         let stats = conn.stats();
+                        let (m0, b0) = s.start;
                         s.result = Some(w.sample(
                             (stats.messages_in - m0) as f64,
                             (stats.bytes_in - b0) as f64,
                         ));
-                        done.notify_one();
                     }
+                    done.notify_one();
                 }
             }
         });
@@ -689,7 +738,8 @@ mod events {
         state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .warm_until = Instant::now() + secs(p.warm);
+            .phases
+            .begin(secs(p.warm));
         // Woken at the end of the window, or by the connection's end (the
         // run's own limit bounds the rest).
         ended.notified().await;
@@ -762,27 +812,18 @@ mod events {
     /// main task only starts the exchange, opens the measured window
     /// after the warm-up, and ends it.
     async fn echo(p: &Params) -> R<Sample> {
-        /// The exchange's state, driven from `on_message`: the warm-up,
-        /// then the measured window, both timed there. The main task waits
-        /// for the end without a timer: a pending timer makes every sleep
-        /// of the runtime an `epoll_wait` with a timeout (the kernel arms
-        /// and cancels a timer each time), which the socket clients'
-        /// loops, awaited directly, do not pay.
+        /// The exchange's state, driven from `on_message`.
         struct Exchange {
             h: Histogram<u64>,
             sent_at: Instant,
-            warm_until: Instant,
-            window: Option<Window>,
-            secs: Duration,
+            phases: Phases,
             stop: bool,
         }
         let (mut c, sig) = client(p.addr)?;
         let state = Arc::new(std::sync::Mutex::new(Exchange {
             h: histogram(),
             sent_at: Instant::now(),
-            warm_until: Instant::now(),
-            window: None,
-            secs: secs(p.secs),
+            phases: Phases::new(secs(p.secs)),
             stop: false,
         }));
         let stopped = Arc::new(Notify::new());
@@ -792,22 +833,15 @@ mod events {
             let mut guard = st.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let s = &mut *guard;
             let d = s.sent_at.elapsed();
-            let over = match &s.window {
-                Some(w) => {
+            match s.phases.step() {
+                Phase::Warming | Phase::Opened => {}
+                Phase::Measuring => record(&mut s.h, d),
+                Phase::Over => {
                     record(&mut s.h, d);
-                    w.elapsed() >= s.secs
+                    s.stop = true;
+                    done.notify_one();
+                    return;
                 }
-                None => {
-                    if Instant::now() >= s.warm_until {
-                        s.window = Some(Window::open());
-                    }
-                    false
-                }
-            };
-            if over {
-                s.stop = true;
-                done.notify_one();
-                return;
             }
             s.sent_at = Instant::now();
             if conn.send_binary(pl.clone()).is_err() {
@@ -823,9 +857,8 @@ mod events {
             let mut s = state
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let now = Instant::now();
-            s.warm_until = now + secs(p.warm);
-            s.sent_at = now;
+            s.phases.begin(secs(p.warm));
+            s.sent_at = Instant::now();
         }
         conn.send_binary(payload.clone())?;
         // Woken by the callback at the end of the window, or by the
@@ -834,7 +867,7 @@ mod events {
         let s = state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let Some(w) = s.window.as_ref().filter(|_| s.stop) else {
+        let Some(w) = s.phases.window.as_ref().filter(|_| s.stop) else {
             return Err("the exchange ended before its window did".into());
         };
         if s.h.is_empty() {
