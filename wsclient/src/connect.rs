@@ -70,6 +70,7 @@ struct RareOptions {
     max_response_head: usize,
     invalid_header: Option<String>,
     keep_read_buffer: bool,
+    bulk_read_tries: u8,
 }
 
 impl Default for RareOptions {
@@ -82,6 +83,7 @@ impl Default for RareOptions {
             max_response_head: handshake::DEFAULT_MAX_RESPONSE_HEAD,
             invalid_header: None,
             keep_read_buffer: false,
+            bulk_read_tries: crate::transport::BULK_TRIES,
         }
     }
 }
@@ -111,6 +113,7 @@ impl std::fmt::Debug for ConnectOptions {
             .field("handshake_timeout", &self.handshake_timeout)
             .field("max_redirects", &self.rare().max_redirects)
             .field("keep_read_buffer", &self.rare().keep_read_buffer)
+            .field("bulk_read_tries", &self.rare().bulk_read_tries)
             .field("max_response_head", &self.rare().max_response_head)
             .field("config", &self.config)
             .field("socket", &self.socket)
@@ -283,6 +286,21 @@ impl ConnectOptions {
     pub fn keep_read_buffer(mut self, keep: bool) -> Self {
         if keep || self.rare.is_some() {
             self.rare_mut().keep_read_buffer = keep;
+        }
+        self
+    }
+
+    /// While the server streams (a read since the task last waited brought
+    /// 16 KiB or more), how many more times a plain-TCP read that finds
+    /// nothing looks again before the task waits for the socket (default
+    /// [`crate::transport::BULK_TRIES`]; 0 waits at once). A few `recv`
+    /// calls cost less than a sleep and a wake-up when the next bytes are
+    /// microseconds away; 0 saves them for a server that sends large
+    /// messages far apart. See [`crate::PlainStream`].
+    #[must_use]
+    pub fn bulk_read_tries(mut self, tries: u8) -> Self {
+        if tries != crate::transport::BULK_TRIES || self.rare.is_some() {
+            self.rare_mut().bulk_read_tries = tries;
         }
         self
     }
@@ -680,6 +698,9 @@ impl ConnectOptions {
                 other => {
                     return other.map(|(mut ws, response)| {
                         ws.set_read_low_water(MaybeTlsStream::set_read_low_water);
+                        if let Some(rare) = &self.rare {
+                            ws.get_mut().set_bulk_read_tries(rare.bulk_read_tries);
+                        }
                         (ws, response)
                     });
                 }

@@ -998,6 +998,41 @@ async fn keep_read_buffer_reaches_the_socket() {
     }
 }
 
+/// `ConnectOptions::bulk_read_tries` reaches the plain stream, and a
+/// stream of large messages arrives whole with the tries off, few or many.
+#[tokio::test]
+async fn bulk_read_tries_reaches_the_socket() {
+    use futures_util::SinkExt as _;
+    for kind in PeerKind::ALL {
+        let peer = Peer::start(kind, &PeerOptions::default());
+        let url = format!("ws://127.0.0.1:{}/echo", peer.port);
+        let default = connect(&ConnectOptions::new(&url)).await.unwrap().0;
+        assert_eq!(
+            default.get_ref().bulk_read_tries(),
+            Some(wsclient::transport::BULK_TRIES),
+            "{kind}"
+        );
+        for tries in [0, 3, 200] {
+            let opts = ConnectOptions::new(&url).bulk_read_tries(tries);
+            let (mut ws, _) = connect(&opts)
+                .await
+                .unwrap_or_else(|e| panic!("{kind}: {e}"));
+            assert_eq!(ws.get_ref().bulk_read_tries(), Some(tries), "{kind}");
+            let texts: Vec<String> = (0..8u8)
+                .map(|i| char::from(b'a' + i).to_string().repeat(48 << 10))
+                .collect();
+            for t in &texts {
+                ws.feed(Message::text(t.as_str())).await.unwrap();
+            }
+            ws.flush().await.unwrap();
+            for t in &texts {
+                assert_eq!(&next_text(&mut ws).await, t, "{kind}, {tries} tries");
+            }
+            ws.close(wsclient::CloseCode::NORMAL, "").await.unwrap();
+        }
+    }
+}
+
 async fn echo_once(ws: &mut WebSocket<MaybeTlsStream>) {
     let text = "x".repeat(10_000);
     ws.send(Message::text(text.as_str())).await.unwrap();
