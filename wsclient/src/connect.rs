@@ -515,7 +515,11 @@ impl ConnectOptions {
             }
         };
         if !target.tls {
-            return Ok(MaybeTlsStream::plain(tcp));
+            let mut plain = MaybeTlsStream::plain(tcp);
+            if let Some(rare) = &self.rare {
+                plain.set_bulk_read_tries(rare.bulk_read_tries);
+            }
+            return Ok(plain);
         }
         let config = tls::client_config(self.tls_options())?;
         let tls = tokio::time::timeout(
@@ -698,9 +702,6 @@ impl ConnectOptions {
                 other => {
                     return other.map(|(mut ws, response)| {
                         ws.set_read_low_water(MaybeTlsStream::set_read_low_water);
-                        if let Some(rare) = &self.rare {
-                            ws.get_mut().set_bulk_read_tries(rare.bulk_read_tries);
-                        }
                         (ws, response)
                     });
                 }

@@ -1018,6 +1018,8 @@ async fn bulk_read_tries_reaches_the_socket() {
                 .await
                 .unwrap_or_else(|e| panic!("{kind}: {e}"));
             assert_eq!(ws.get_ref().bulk_read_tries(), Some(tries), "{kind}");
+            let io = opts.connect_transport().await.unwrap();
+            assert_eq!(io.bulk_read_tries(), Some(tries), "connect_transport");
             let texts: Vec<String> = (0..8u8)
                 .map(|i| char::from(b'a' + i).to_string().repeat(48 << 10))
                 .collect();
