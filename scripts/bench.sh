@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates bench/RESULTS.md, the benchmark table the README quotes:
+# Regenerates bench/RESULTS.md and the benchmark tables in README.md:
 # builds wsbench in release mode and runs every cell (~10 minutes on two
 # cores). Extra arguments go to `wsbench all`, e.g.
 #   scripts/bench.sh --reps 5          # more repetitions
@@ -31,5 +31,9 @@ dirty=$(git status --porcelain -- wsclient bench Cargo.toml Cargo.lock 2>/dev/nu
 if [[ -n "$dirty" ]]; then note="$note plus uncommitted changes to: $dirty"; fi
 
 mkdir -p "$(dirname "$out")"
-"${nice[@]}" "$bin" all --out "$out" --invoked-as "scripts/bench.sh${*:+ $*}" --note "$note" "$@"
+# The full run also writes its tables into the README (between its
+# `wsbench` markers); a quick run or another --out does not.
+readme=()
+if [[ "$out" == bench/RESULTS.md ]]; then readme=(--readme README.md); fi
+"${nice[@]}" "$bin" all --out "$out" "${readme[@]}" --invoked-as "scripts/bench.sh${*:+ $*}" --note "$note" "$@"
 echo "wrote $out" >&2

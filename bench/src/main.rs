@@ -30,7 +30,7 @@ use std::process::ExitCode;
 const USAGE: &str = "usage:
   wsbench all [--quick] [--no-pin] [--reps N] [--secs S] [--warm S] [--conns N] [--out FILE]
               [--cells recv,send,echo,idle,connect] [--clients a,b,...]
-              [--invoked-as \"CMD\"] [--note \"TEXT\"]
+              [--invoked-as \"CMD\"] [--note \"TEXT\"] [--readme FILE]
   wsbench server --mode send|echo|sink --size BYTES [--port P] [--cpu C] [--watch-stdin]
   wsbench run --client NAME --cell recv|send|echo|idle|connect --size BYTES
               --port P [--secs S] [--warm S] [--conns N] [--cpu C] [--server-pid PID]";
@@ -49,6 +49,7 @@ fn accepted(cmd: &str) -> (&'static [&'static str], &'static [&'static str]) {
                 "clients",
                 "invoked-as",
                 "note",
+                "readme",
             ],
             &["quick", "no-pin"],
         ),

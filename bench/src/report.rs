@@ -515,7 +515,62 @@ pub fn all(args: &Args) -> Result<(), String> {
         std::fs::write(path, &md).map_err(|e| format!("writing {path}: {e}"))?;
         eprintln!("wrote {path}");
     }
+    if let Some(path) = args.opt("readme") {
+        let readme = std::fs::read_to_string(path).map_err(|e| format!("reading {path}: {e}"))?;
+        let filled = fill_readme(&readme, &md).map_err(|e| format!("{path}: {e}"))?;
+        std::fs::write(path, filled).map_err(|e| format!("writing {path}: {e}"))?;
+        eprintln!("updated the tables in {path}");
+    }
     Ok(())
+}
+
+/// The README with the run's tables in place: the lines between
+/// `<!-- wsbench:table:N -->` and `<!-- /wsbench:table:N -->` become the
+/// run's N-th table (1 summary, 2 client CPU, 3 server core, 4 targets),
+/// and those between `<!-- wsbench:run -->` and `<!-- /wsbench:run -->`
+/// the run's "Generated ..." line. The prose around them is the author's.
+fn fill_readme(readme: &str, md: &str) -> Result<String, String> {
+    let tables = tables(md);
+    let generated = md
+        .lines()
+        .find(|l| l.starts_with("Generated "))
+        .ok_or("the run's markdown has no \"Generated\" line")?;
+    let mut out = readme.to_owned();
+    let mut blocks: Vec<(String, String)> = vec![("run".to_owned(), generated.to_owned())];
+    for (n, table) in tables.iter().enumerate().take(4) {
+        blocks.push((format!("table:{}", n + 1), table.clone()));
+    }
+    if blocks.len() < 5 {
+        return Err(format!("the run has {} tables, not 4", tables.len()));
+    }
+    for (name, body) in blocks {
+        let open = format!("<!-- wsbench:{name} -->\n");
+        let close = format!("<!-- /wsbench:{name} -->");
+        let start = out.find(&open).ok_or(format!("no {open:?} marker"))? + open.len();
+        let end = start
+            + out[start..]
+                .find(&close)
+                .ok_or(format!("no {close:?} after {open:?}"))?;
+        // A blank line before the closing marker: the table ends there in
+        // every Markdown reader.
+        out.replace_range(start..end, &format!("{body}\n\n"));
+    }
+    Ok(out)
+}
+
+/// The markdown tables of `md`, in order, each as its lines joined.
+fn tables(md: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur: Vec<&str> = Vec::new();
+    for line in md.lines().chain(std::iter::once("")) {
+        if line.starts_with('|') {
+            cur.push(line);
+        } else if !cur.is_empty() {
+            out.push(cur.join("\n"));
+            cur.clear();
+        }
+    }
+    out
 }
 
 fn pinning(cfg: &Config) -> String {
@@ -951,6 +1006,31 @@ fn targets(res: &Results) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_readme_gets_the_runs_tables_between_its_markers() {
+        let md = "# wsclient benchmarks\n\nGenerated 2026-11-28 by x.\n\n\
+                  | a |\n|---|\n| 1 |\n\ntext\n\n| b |\n| 2 |\n\n| c |\n\n\
+                  | d |\n| 4 |\n\n| e |\n";
+        let readme = "intro\n<!-- wsbench:run -->\nold line\n<!-- /wsbench:run -->\n\
+                      <!-- wsbench:table:1 -->\n| old |\n<!-- /wsbench:table:1 -->\nprose\n\
+                      <!-- wsbench:table:2 -->\n<!-- /wsbench:table:2 -->\n\
+                      <!-- wsbench:table:3 -->\n| x |\n| y |\n<!-- /wsbench:table:3 -->\n\
+                      <!-- wsbench:table:4 -->\n| z |\n<!-- /wsbench:table:4 -->\nend\n";
+        let filled = fill_readme(readme, md).unwrap();
+        assert_eq!(
+            filled,
+            "intro\n<!-- wsbench:run -->\nGenerated 2026-11-28 by x.\n\n<!-- /wsbench:run -->\n\
+             <!-- wsbench:table:1 -->\n| a |\n|---|\n| 1 |\n\n<!-- /wsbench:table:1 -->\nprose\n\
+             <!-- wsbench:table:2 -->\n| b |\n| 2 |\n\n<!-- /wsbench:table:2 -->\n\
+             <!-- wsbench:table:3 -->\n| c |\n\n<!-- /wsbench:table:3 -->\n\
+             <!-- wsbench:table:4 -->\n| d |\n| 4 |\n\n<!-- /wsbench:table:4 -->\nend\n"
+        );
+        // Filling again changes nothing; a missing marker is an error.
+        assert_eq!(fill_readme(&filled, md).unwrap(), filled);
+        let err = fill_readme("no markers\n", md).unwrap_err();
+        assert!(err.contains("wsbench:run"), "{err}");
+    }
 
     fn sample(msgs: f64) -> Sample {
         Sample {
