@@ -2,9 +2,9 @@
 //! against tokio-tungstenite, tokio-websockets, fastwebsockets and raw TCP.
 //!
 //! ```text
-//! wsbench all [--quick] [--reps N] [--secs S] [--conns N] [--out FILE]
-//!             [--cells recv,send,echo,idle,connect] [--clients a,b,...]
-//!             [--invoked-as "CMD"] [--note "TEXT"]
+//! wsbench all [--quick] [--no-pin] [--reps N] [--secs S] [--warm S] [--conns N]
+//!             [--out FILE] [--cells recv,send,echo,idle,connect] [--clients a,b,...]
+//!             [--invoked-as "CMD"] [--note "TEXT"] [--readme FILE]
 //! wsbench server --mode send|echo|sink --size BYTES [--port P] [--cpu C] [--watch-stdin]
 //! wsbench run --client NAME --cell recv|send|echo|idle|connect --size BYTES
 //!             --port P [--secs S] [--warm S] [--conns N] [--cpu C] [--server-pid PID]
@@ -13,8 +13,9 @@
 //! `all` runs every cell: each (cell, repetition, client) is a fresh server
 //! process and a fresh client process, pinned with `sched_setaffinity`;
 //! clients are interleaved, each repetition starting one client further
-//! along (A B C, B C A, C A B, ...). It prints the tables and
-//! writes them as markdown with `--out`.
+//! along (A B C, B C A, C A B, ...). It prints the tables, writes them
+//! as markdown with `--out`, and with `--readme` puts them into that file
+//! between its `<!-- wsbench:... -->` markers.
 
 mod cells;
 mod clients;
