@@ -129,8 +129,8 @@ impl AsyncRead for MaybeTlsStream {
 /// CPU a wake-up of this one. The tries are bounded (a few `recv` calls,
 /// about a microsecond or two), made only in a stream, never after a
 /// write (a reply cannot be there yet), and a wait ends them until a
-/// large read comes again. On the benchmark's VM they took about half the
-/// sleeps out of a 64 KiB stream with no more CPU per message.
+/// large read comes again. On the benchmark's VM they took up to half the
+/// sleeps out of a 64 KiB stream for about the same CPU per message.
 ///
 /// The short read clears the readiness as tokio's does (in the same
 /// `try_io` as the read, so an event that came since is kept), and a try
