@@ -627,7 +627,7 @@ mod events {
     }
 
     /// Where [`Phases::step`] found the cell.
-    enum Phase {
+    enum Phase<'a> {
         /// Still warming up.
         Warming,
         /// The window opened at this step.
@@ -635,7 +635,7 @@ mod events {
         /// Inside the window.
         Measuring,
         /// The window has lasted its length.
-        Over,
+        Over(&'a Window),
     }
 
     impl Phases {
@@ -653,15 +653,17 @@ mod events {
         }
 
         /// Looks at the clock: opens the window once the warm-up is over.
-        fn step(&mut self) -> Phase {
-            match &self.window {
-                None if Instant::now() >= self.warm_until => {
-                    self.window = Some(Window::open());
-                    Phase::Opened
+        fn step(&mut self) -> Phase<'_> {
+            if self.window.is_none() {
+                if Instant::now() < self.warm_until {
+                    return Phase::Warming;
                 }
-                None => Phase::Warming,
-                Some(w) if w.elapsed() >= self.secs => Phase::Over,
-                Some(_) => Phase::Measuring,
+                self.window = Some(Window::open());
+                return Phase::Opened;
+            }
+            match &self.window {
+                Some(w) if w.elapsed() >= self.secs => Phase::Over(w),
+                _ => Phase::Measuring,
             }
         }
     }
@@ -718,15 +720,13 @@ mod events {
                     let stats = conn.stats();
                     s.start = (stats.messages_in, stats.bytes_in);
                 }
-                Phase::Over => {
-                    if let Some(w) = &s.phases.window {
-                        let stats = conn.stats();
-                        let (m0, b0) = s.start;
-                        s.result = Some(w.sample(
-                            (stats.messages_in - m0) as f64,
-                            (stats.bytes_in - b0) as f64,
-                        ));
-                    }
+                Phase::Over(w) => {
+                    let stats = conn.stats();
+                    let (m0, b0) = s.start;
+                    s.result = Some(w.sample(
+                        (stats.messages_in - m0) as f64,
+                        (stats.bytes_in - b0) as f64,
+                    ));
                     done.notify_one();
                 }
             }
@@ -836,7 +836,7 @@ mod events {
             match s.phases.step() {
                 Phase::Warming | Phase::Opened => {}
                 Phase::Measuring => record(&mut s.h, d),
-                Phase::Over => {
+                Phase::Over(_) => {
                     record(&mut s.h, d);
                     s.stop = true;
                     done.notify_one();

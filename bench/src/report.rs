@@ -531,18 +531,21 @@ pub fn all(args: &Args) -> Result<(), String> {
 /// the run's "Generated ..." line. The prose around them is the author's.
 fn fill_readme(readme: &str, md: &str) -> Result<String, String> {
     let tables = tables(md);
+    if tables.len() < 4 {
+        return Err(format!("the run has {} tables, not 4", tables.len()));
+    }
     let generated = md
         .lines()
         .find(|l| l.starts_with("Generated "))
         .ok_or("the run's markdown has no \"Generated\" line")?;
+    let blocks = std::iter::once(("run".to_owned(), generated)).chain(
+        tables
+            .iter()
+            .take(4)
+            .enumerate()
+            .map(|(n, t)| (format!("table:{}", n + 1), t.as_str())),
+    );
     let mut out = readme.to_owned();
-    let mut blocks: Vec<(String, String)> = vec![("run".to_owned(), generated.to_owned())];
-    for (n, table) in tables.iter().enumerate().take(4) {
-        blocks.push((format!("table:{}", n + 1), table.clone()));
-    }
-    if blocks.len() < 5 {
-        return Err(format!("the run has {} tables, not 4", tables.len()));
-    }
     for (name, body) in blocks {
         let open = format!("<!-- wsbench:{name} -->\n");
         let close = format!("<!-- /wsbench:{name} -->");

@@ -269,6 +269,11 @@ impl PlainStream {
         }
     }
 
+    /// Notes a read of `n` bytes: a large one means the peer streams.
+    fn note_read(&mut self, n: usize) {
+        self.bulk |= n >= BULK_READ;
+    }
+
     /// Reads into `buf` (see [`PlainStream`]). tokio's cooperative budget
     /// is taken as by its own read.
     fn poll_read_paced(
@@ -297,7 +302,7 @@ impl PlainStream {
                         // Bytes: the next read tries at once too (the
                         // readiness may still be cleared).
                         self.try_next = n > 0;
-                        self.bulk |= n >= BULK_READ;
+                        self.note_read(n);
                         coop.made_progress();
                         return Poll::Ready(Ok(()));
                     }
@@ -352,7 +357,7 @@ impl PlainStream {
                 }
                 Err(e) => return Poll::Ready(Err(e)),
             }
-            self.bulk |= got >= BULK_READ;
+            self.note_read(got);
             return Poll::Ready(Ok(()));
         }
     }
