@@ -818,6 +818,9 @@ mod events {
             sent_at: Instant,
             phases: Phases,
             stop: bool,
+            /// A send refused inside the exchange: the run is an error,
+            /// not a sample cut short.
+            send_failed: Option<String>,
         }
         let (mut c, sig) = client(p.addr)?;
         let state = Arc::new(std::sync::Mutex::new(Exchange {
@@ -825,6 +828,7 @@ mod events {
             sent_at: Instant::now(),
             phases: Phases::new(secs(p.secs)),
             stop: false,
+            send_failed: None,
         }));
         let stopped = Arc::new(Notify::new());
         let payload = Bytes::from(frames::payload(p.size));
@@ -844,8 +848,8 @@ mod events {
                 }
             }
             s.sent_at = Instant::now();
-            if conn.send_binary(pl.clone()).is_err() {
-                s.stop = true;
+            if let Err(e) = conn.send_binary(pl.clone()) {
+                s.send_failed = Some(e.to_string());
                 done.notify_one();
             }
         });
@@ -867,6 +871,9 @@ mod events {
         let s = state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(e) = &s.send_failed {
+            return Err(format!("a send failed during the exchange: {e}").into());
+        }
         let Some(w) = s.phases.window.as_ref().filter(|_| s.stop) else {
             return Err("the exchange ended before its window did".into());
         };
