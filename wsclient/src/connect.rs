@@ -472,6 +472,12 @@ impl ConnectOptions {
         Ok(Target::parse(&self.url)?)
     }
 
+    /// Whether the URL is usable ([`ConnectOptions::target`] without
+    /// building the target).
+    pub(crate) fn check_url(&self) -> Result<(), Error> {
+        Ok(Target::check(&self.url)?)
+    }
+
     fn parsed_url(&self) -> Result<url::Url, Error> {
         Ok(url::Url::parse(&self.url).map_err(hs::UrlError::from)?)
     }

@@ -69,7 +69,7 @@ impl Client {
     /// # Errors
     /// [`Error::Url`] when the URL is not usable.
     pub fn with_options(options: ConnectOptions) -> Result<Client, Error> {
-        options.target()?;
+        options.check_url()?;
         Ok(Client {
             options,
             settings: Settings {

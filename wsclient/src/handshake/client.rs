@@ -86,20 +86,7 @@ impl Target {
     /// test compares them).
     #[must_use]
     pub fn from_plain(url: &str) -> Option<Target> {
-        let (tls, rest) = if let Some(r) = url.strip_prefix("ws://") {
-            (false, r)
-        } else {
-            (true, url.strip_prefix("wss://")?)
-        };
-        let end = rest.find(['/', '?']).unwrap_or(rest.len());
-        let (authority, resource) = rest.split_at(end);
-        let (host, port) = match authority.split_once(':') {
-            Some((h, p)) => (h, plain_port(p)?),
-            None => (authority, if tls { 443 } else { 80 }),
-        };
-        if !plain_host(host) || !plain_resource(resource) {
-            return None;
-        }
+        let (tls, host, port, resource) = plain_parts(url)?;
         let resource = if resource.is_empty() || resource.starts_with('?') {
             let mut r = String::with_capacity(resource.len() + 1);
             r.push('/');
@@ -114,6 +101,18 @@ impl Target {
             tls,
             resource,
         })
+    }
+
+    /// Whether [`Target::parse`] accepts `url`, without building the
+    /// target (a plain URL is checked without allocating).
+    ///
+    /// # Errors
+    /// As [`Target::parse`].
+    pub(crate) fn check(url: &str) -> Result<(), UrlError> {
+        match plain_parts(url) {
+            Some(_) => Ok(()),
+            None => Target::from_url(&url::Url::parse(url)?).map(drop),
+        }
     }
 
     /// The target of a `ws://` or `wss://` URL given as text: the plain
@@ -174,6 +173,24 @@ fn plain_port(p: &str) -> Option<u16> {
         return None;
     }
     p.parse().ok()
+}
+
+/// The parts of a plain `ws://`/`wss://` URL ([`Target::from_plain`]):
+/// TLS, host, port and resource (as written: empty or starting with `?`
+/// when the URL has no path).
+fn plain_parts(url: &str) -> Option<(bool, &str, u16, &str)> {
+    let (tls, rest) = if let Some(r) = url.strip_prefix("ws://") {
+        (false, r)
+    } else {
+        (true, url.strip_prefix("wss://")?)
+    };
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, resource) = rest.split_at(end);
+    let (host, port) = match authority.split_once(':') {
+        Some((h, p)) => (h, plain_port(p)?),
+        None => (authority, if tls { 443 } else { 80 }),
+    };
+    (plain_host(host) && plain_resource(resource)).then_some((tls, host, port, resource))
 }
 
 /// A host the WHATWG parser keeps as it is: lower-case ASCII labels of
@@ -521,6 +538,12 @@ mod tests {
             ]), 1..14)
         ) {
             let s = format!("{scheme}{}", parts.concat());
+            // The allocation-free check agrees with the parse.
+            proptest::prop_assert_eq!(
+                Target::check(&s).map_err(|e| e.to_string()),
+                Target::parse(&s).map(drop).map_err(|e| e.to_string()),
+                "{}", s
+            );
             if let Some(t) = Target::from_plain(&s) {
                 let parsed = url::Url::parse(&s).map_err(|e| e.to_string());
                 proptest::prop_assert!(parsed.is_ok(), "{s}: {parsed:?}");
