@@ -454,16 +454,21 @@ async fn pause_and_resume_receiving() {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let (up_tx, mut up_rx) = mpsc::unbounded_channel();
     let mut ws = Client::new(&peer.url("/echo")).unwrap();
-    ws.on_websocket_connect(move |_, _| {
-        let _ = up_tx.send(());
+    // Without `on_connect`, the addresses are looked up while the server
+    // answers the upgrade: they are there by `on_websocket_connect`.
+    ws.on_websocket_connect(move |conn, _| {
+        let _ = up_tx.send((conn.remote_addr(), conn.local_addr()));
     });
     ws.on_message(move |_, m| {
         let _ = tx.send(m);
     });
     let conn = ws.connect();
-    tokio::time::timeout(Duration::from_secs(5), up_rx.recv())
+    let (remote, local) = tokio::time::timeout(Duration::from_secs(5), up_rx.recv())
         .await
+        .unwrap()
         .unwrap();
+    assert_eq!(remote.map(|a| a.port()), Some(peer.port));
+    assert_eq!(local.map(|a| a.ip().is_loopback()), Some(true));
     assert_eq!(conn.state(), wsclient::events::ConnState::Open);
     assert_eq!(conn.remote_addr().map(|a| a.port()), Some(peer.port));
     assert!(conn.local_addr().is_some());

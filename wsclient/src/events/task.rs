@@ -229,11 +229,27 @@ async fn open<'a>(
     cb: &mut Callbacks,
     conn: &'a Conn,
 ) -> Result<Session<'a>, End> {
+    // The addresses (two system calls) are looked up once the upgrade
+    // request is out, while the server answers, unless `on_connect`, which
+    // comes before the request, may ask for them.
+    let early = cb.on_connect.is_some() || cb.handler.is_some();
+    let note_addrs = |io: &MaybeTlsStream| {
+        *Conn::lock(&conn.shared().addrs) = (io.peer_addr().ok(), io.local_addr().ok());
+    };
     let result = options
-        .connect_with(|io| {
-            *Conn::lock(&conn.shared().addrs) = (io.peer_addr().ok(), io.local_addr().ok());
-            cb.on_connect(conn);
-        })
+        .connect_hooked(
+            |io| {
+                if early {
+                    note_addrs(io);
+                }
+                cb.on_connect(conn);
+            },
+            |io| {
+                if !early {
+                    note_addrs(io);
+                }
+            },
+        )
         .await;
     let (ws, response) = result.map_err(End::failed)?;
     conn.set_state(ConnState::Open);
