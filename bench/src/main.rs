@@ -4,8 +4,8 @@
 //! ```text
 //! wsbench all [--quick] [--no-pin] [--reps N] [--secs S] [--warm S] [--conns N]
 //!             [--out FILE] [--cells recv,send,echo,idle,connect] [--clients a,b,...]
-//!             [--invoked-as "CMD"] [--note "TEXT"] [--readme FILE]
-//! wsbench server --mode send|echo|sink --size BYTES [--port P] [--cpu C] [--watch-stdin]
+//!             [--invoked-as "CMD"] [--note "TEXT"] [--readme FILE] [--server-cc NAME]
+//! wsbench server --mode send|echo|sink --size BYTES [--port P] [--cpu C] [--cc NAME] [--watch-stdin]
 //! wsbench run --client NAME --cell recv|send|echo|idle|connect --size BYTES
 //!             --port P [--secs S] [--warm S] [--conns N] [--cpu C] [--server-pid PID]
 //! ```
@@ -15,7 +15,9 @@
 //! clients are interleaved, each repetition starting one client further
 //! along (A B C, B C A, C A B, ...). It prints the tables, writes them
 //! as markdown with `--out`, and with `--readme` puts them into that file
-//! between its `<!-- wsbench:... -->` markers.
+//! between its `<!-- wsbench:... -->` markers. `--server-cc NAME` sets the
+//! server's TCP congestion control (`TCP_CONGESTION` on its listening
+//! socket, which accepted sockets inherit) instead of the system default.
 
 mod cells;
 mod clients;
@@ -31,8 +33,8 @@ use std::process::ExitCode;
 const USAGE: &str = "usage:
   wsbench all [--quick] [--no-pin] [--reps N] [--secs S] [--warm S] [--conns N] [--out FILE]
               [--cells recv,send,echo,idle,connect] [--clients a,b,...]
-              [--invoked-as \"CMD\"] [--note \"TEXT\"] [--readme FILE]
-  wsbench server --mode send|echo|sink --size BYTES [--port P] [--cpu C] [--watch-stdin]
+              [--invoked-as \"CMD\"] [--note \"TEXT\"] [--readme FILE] [--server-cc NAME]
+  wsbench server --mode send|echo|sink --size BYTES [--port P] [--cpu C] [--cc NAME] [--watch-stdin]
   wsbench run --client NAME --cell recv|send|echo|idle|connect --size BYTES
               --port P [--secs S] [--warm S] [--conns N] [--cpu C] [--server-pid PID]";
 
@@ -51,10 +53,11 @@ fn accepted(cmd: &str) -> (&'static [&'static str], &'static [&'static str]) {
                 "invoked-as",
                 "note",
                 "readme",
+                "server-cc",
             ],
             &["quick", "no-pin"],
         ),
-        "server" => (&["mode", "size", "port", "cpu"], &["watch-stdin"]),
+        "server" => (&["mode", "size", "port", "cpu", "cc"], &["watch-stdin"]),
         "run" => (
             &[
                 "client",
@@ -133,7 +136,8 @@ fn server(args: &Args) -> Result<(), String> {
         .ok_or("--mode send|echo|sink is required")?;
     let size = args.num("size", 16usize)?;
     let port = args.num("port", 0u16)?;
-    server::run(mode, size, port, args.flag("watch-stdin")).map_err(|e| e.to_string())
+    server::run(mode, size, port, args.opt("cc"), args.flag("watch-stdin"))
+        .map_err(|e| e.to_string())
 }
 
 fn run_one(args: &Args) -> Result<(), String> {

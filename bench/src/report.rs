@@ -161,6 +161,8 @@ struct Config {
     server_cpu: Option<usize>,
     client_cpu: Option<usize>,
     echo_cpu: Option<usize>,
+    /// The server's TCP congestion control, when not the system default.
+    server_cc: Option<String>,
 }
 
 /// Median, min and max.
@@ -286,6 +288,7 @@ fn start_server(
     mode: &str,
     size: usize,
     cpu: Option<usize>,
+    cc: Option<&str>,
 ) -> Result<(Server, u16), String> {
     let mut cmd = Command::new(exe);
     cmd.args([
@@ -298,6 +301,9 @@ fn start_server(
     ]);
     if let Some(c) = cpu {
         cmd.args(["--cpu", &c.to_string()]);
+    }
+    if let Some(cc) = cc {
+        cmd.args(["--cc", cc]);
     }
     let mut child = cmd
         .stdin(Stdio::piped())
@@ -325,7 +331,13 @@ fn run_pair(exe: &PathBuf, cfg: &Config, spec: Spec, client: &str) -> Result<Sam
     } else {
         (cfg.server_cpu, cfg.client_cpu)
     };
-    let (server, port) = start_server(exe, spec.kind.server_mode(), spec.size, scpu)?;
+    let (server, port) = start_server(
+        exe,
+        spec.kind.server_mode(),
+        spec.size,
+        scpu,
+        cfg.server_cc.as_deref(),
+    )?;
     let server_pid = server.0.id().to_string();
     let mut cmd = Command::new(exe);
     cmd.args([
@@ -436,6 +448,7 @@ pub fn all(args: &Args) -> Result<(), String> {
         server_cpu,
         client_cpu,
         echo_cpu,
+        server_cc: args.opt("server-cc").map(str::to_owned),
     };
     let kinds = list(args, "cells", &["recv", "send", "echo", "idle", "connect"])?;
     let client_list = list(args, "clients", clients::ALL)?;
@@ -589,6 +602,19 @@ fn pinning(cfg: &Config) -> String {
     }
 }
 
+/// The server's congestion control, as the report states it.
+fn server_tcp(cfg: &Config) -> String {
+    let system = crate::sys::default_congestion_control().unwrap_or_else(|| "unknown".into());
+    match &cfg.server_cc {
+        Some(cc) => format!(
+            "congestion control {cc} on the server's sockets (`--server-cc`; the system default is {system})"
+        ),
+        None => format!(
+            "congestion control: the system default, {system} (`--server-cc NAME` sets another on the server's sockets)"
+        ),
+    }
+}
+
 fn utc_now() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -654,6 +680,7 @@ fn markdown(res: &Results, cfg: &Config, invoked: &str, load: &str, took: Durati
         "- **Load:** {load} (other work on the machine shows up as spread)."
     );
     let _ = writeln!(o, "- **Pinning:** {}.", pinning(cfg));
+    let _ = writeln!(o, "- **Server TCP:** {}.", server_tcp(cfg));
     let _ = writeln!(
         o,
         "- **Method:** every (cell, repetition, client) is a fresh neutral server process \

@@ -43,7 +43,16 @@ impl Mode {
 /// Runs the server until the process is killed (or, with `watch_stdin`,
 /// until stdin closes: `wsbench all` holds it, so a server never outlives
 /// its parent). Prints `LISTENING <port>` once it accepts connections.
-pub fn run(mode: Mode, size: usize, port: u16, watch_stdin: bool) -> std::io::Result<()> {
+/// With `cc`, the listening socket's TCP congestion control is set to it
+/// (`TCP_CONGESTION`; the accepted sockets inherit it) and failing to is
+/// an error; without, the system default stays.
+pub fn run(
+    mode: Mode,
+    size: usize,
+    port: u16,
+    cc: Option<&str>,
+    watch_stdin: bool,
+) -> std::io::Result<()> {
     if watch_stdin {
         std::thread::spawn(|| {
             let mut sink = Vec::new();
@@ -59,6 +68,9 @@ pub fn run(mode: Mode, size: usize, port: u16, watch_stdin: bool) -> std::io::Re
         let sock = TcpSocket::new_v4()?;
         sock.set_reuseaddr(true)?;
         sock.bind(([127, 0, 0, 1], port).into())?;
+        if let Some(cc) = cc {
+            crate::sys::set_congestion_control(&sock, cc)?;
+        }
         let listener = sock.listen(8192)?;
         println!("LISTENING {}", listener.local_addr()?.port());
         std::io::Write::flush(&mut std::io::stdout())?;

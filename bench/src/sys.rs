@@ -159,3 +159,75 @@ pub fn nice() -> i32 {
     // consulted (-1 is a valid answer and a failure is unlikely).
     unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) }
 }
+
+/// Sets a socket's TCP congestion control (`TCP_CONGESTION`), e.g.
+/// `"cubic"`; the algorithm must be available (see
+/// `/proc/sys/net/ipv4/tcp_available_congestion_control`).
+pub fn set_congestion_control(sock: &impl std::os::fd::AsRawFd, name: &str) -> io::Result<()> {
+    let len = libc::socklen_t::try_from(name.len())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: the option value is `name`'s bytes, `len` long, read by the
+    // call only; the descriptor is an open socket.
+    let r = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_CONGESTION,
+            name.as_ptr().cast(),
+            len,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        let e = io::Error::last_os_error();
+        Err(io::Error::new(
+            e.kind(),
+            format!("TCP congestion control {name:?}: {e}"),
+        ))
+    }
+}
+
+/// The system's default TCP congestion control (Linux), if readable.
+pub fn default_congestion_control() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/net/ipv4/tcp_congestion_control")
+        .ok()
+        .map(|s| s.trim().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The socket's congestion control as the kernel reports it.
+    fn congestion_control(sock: &impl std::os::fd::AsRawFd) -> String {
+        let mut buf = [0u8; 32];
+        let mut len = buf.len() as libc::socklen_t;
+        // SAFETY: `buf` is writable for `len` bytes; the kernel writes at
+        // most that many and stores the length written in `len`.
+        let r = unsafe {
+            libc::getsockopt(
+                sock.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_CONGESTION,
+                buf.as_mut_ptr().cast(),
+                &mut len,
+            )
+        };
+        assert_eq!(r, 0, "{}", io::Error::last_os_error());
+        let name = &buf[..len as usize];
+        String::from_utf8_lossy(name.split(|&b| b == 0).next().unwrap_or(name)).into_owned()
+    }
+
+    #[test]
+    fn the_servers_congestion_control_is_set_or_refused() {
+        let sock = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        // Reno is built into every Linux kernel.
+        set_congestion_control(&sock, "reno").unwrap();
+        assert_eq!(congestion_control(&sock), "reno");
+        let e = set_congestion_control(&sock, "no-such-algorithm").unwrap_err();
+        assert!(e.to_string().contains("no-such-algorithm"), "{e}");
+        assert_eq!(congestion_control(&sock), "reno");
+        assert!(default_congestion_control().is_some_and(|d| !d.is_empty()));
+    }
+}
