@@ -6,6 +6,9 @@
 #   scripts/bench.sh --quick           # smoke run (seconds), written to
 #                                      # target/wsbench-quick.md instead
 #   scripts/bench.sh --cells recv,send --clients wsclient,tokio-websockets
+#   scripts/bench.sh --server-cc cubic # the server's sockets on cubic, not
+#                                      # the system's default congestion
+#                                      # control (README: why it matters)
 # The servers and clients pin themselves to CPUs (sched_setaffinity); the
 # run is niced to -10 when allowed, so that background work disturbs it less.
 set -euo pipefail
