@@ -662,16 +662,14 @@ mod events {
 
         /// Looks at the clock: opens the window once the warm-up is over.
         fn step(&mut self) -> Phase<'_> {
-            if self.window.is_none() {
-                if Instant::now() < self.warm_until {
-                    return Phase::Warming;
+            match self.window {
+                None if Instant::now() < self.warm_until => Phase::Warming,
+                None => {
+                    self.window = Some(Window::open());
+                    Phase::Opened
                 }
-                self.window = Some(Window::open());
-                return Phase::Opened;
-            }
-            match &self.window {
-                Some(w) if w.elapsed() >= self.secs => Phase::Over(w),
-                _ => Phase::Measuring,
+                Some(ref w) if w.elapsed() >= self.secs => Phase::Over(w),
+                Some(_) => Phase::Measuring,
             }
         }
     }
