@@ -381,25 +381,46 @@ async fn idle<W: Ws + 'static>(p: &Params) -> R<Sample> {
 }
 
 /// Sequential connects (TCP + upgrade), each timed from the call to the
-/// open socket. Each connection then ends with its close handshake, not
-/// counted: the event client always closes that way, and how a connection
-/// ended changes what the next connect costs (a server that closed first
-/// answers the next connect ~15 µs later on loopback), so every client ends
-/// its connections alike.
+/// open socket, with the client's CPU time over the same span. Each
+/// connection then ends with its close handshake, not counted: the event
+/// client always closes that way, and how a connection ended changes what
+/// the next connect costs (a server that closed first answers the next
+/// connect ~15 µs later on loopback), so every client ends its connections
+/// alike.
 async fn connect<W: Ws>(p: &Params) -> R<Sample> {
+    timed_connects(
+        p,
+        || W::connect(p.addr),
+        |mut ws: W| async move { ws.close().await },
+    )
+    .await
+}
+
+/// The connect cell's loop around `open` (timed) and `close` (not).
+async fn timed_connects<T, O, OF, C, CF>(p: &Params, mut open: O, mut close: C) -> R<Sample>
+where
+    O: FnMut() -> OF,
+    OF: std::future::Future<Output = R<T>>,
+    C: FnMut(T) -> CF,
+    CF: std::future::Future<Output = R<()>>,
+{
     let wall = Instant::now();
     let mut total = Duration::ZERO;
+    let mut cpu = 0.0;
     let mut n = 0usize;
     while wall.elapsed() < secs(p.secs) && n < MAX_CONNECTS {
+        let cpu_at = crate::sys::cpu_secs();
         let t = Instant::now();
-        let mut ws = W::connect(p.addr).await?;
+        let conn = open().await?;
         total += t.elapsed();
+        cpu += crate::sys::cpu_secs() - cpu_at;
         n += 1;
-        ws.close().await?;
+        close(conn).await?;
     }
     Ok(Sample {
         msgs: n as f64,
         secs: total.as_secs_f64(),
+        cpu_secs: cpu,
         ..Sample::default()
     })
 }
@@ -459,21 +480,12 @@ mod raw {
                 .await
             }
             Kind::Connect => {
-                let wall = Instant::now();
-                let mut total = Duration::ZERO;
-                let mut n = 0usize;
-                while wall.elapsed() < secs(p.secs) && n < MAX_CONNECTS {
-                    let t = Instant::now();
-                    let (mut s, _) = open(p.addr).await?;
-                    total += t.elapsed();
-                    n += 1;
-                    close(&mut s).await?;
-                }
-                Ok(Sample {
-                    msgs: n as f64,
-                    secs: total.as_secs_f64(),
-                    ..Sample::default()
-                })
+                timed_connects(
+                    p,
+                    || async { Ok(open(p.addr).await?.0) },
+                    |mut s: TcpStream| async move { close(&mut s).await },
+                )
+                .await
             }
         }
     }
@@ -563,8 +575,9 @@ mod events {
     struct Signals {
         open: Arc<Notify>,
         failed: Arc<AtomicUsize>,
-        /// When `on_websocket_connect` last began.
-        opened_at: Arc<std::sync::Mutex<Option<Instant>>>,
+        /// When `on_websocket_connect` last began, and the process's CPU
+        /// time then.
+        opened_at: Arc<std::sync::Mutex<Option<(Instant, f64)>>>,
     }
 
     fn client(addr: SocketAddr) -> R<(Client, Signals)> {
@@ -575,7 +588,7 @@ mod events {
         let (o, at) = (open.clone(), opened_at.clone());
         c.on_websocket_connect(move |_, _| {
             if let Ok(mut at) = at.lock() {
-                *at = Some(Instant::now());
+                *at = Some((Instant::now(), crate::sys::cpu_secs()));
             }
             o.notify_one();
         });
@@ -944,20 +957,25 @@ mod events {
     async fn connect(p: &Params) -> R<Sample> {
         let wall = Instant::now();
         let mut total = Duration::ZERO;
+        let mut cpu = 0.0;
         let mut n = 0usize;
         // One limit for every connect of the cell, registered once.
         let mut deadline =
             std::pin::pin!(tokio::time::sleep(secs(p.secs) + Duration::from_secs(10)));
         while wall.elapsed() < secs(p.secs) && n < MAX_CONNECTS {
+            let cpu_at = crate::sys::cpu_secs();
             let t = Instant::now();
             let (c, sig) = client(p.addr)?;
             let conn = c.connect();
             opened_by(&sig, deadline.as_mut()).await?;
             // Timed to the start of `on_websocket_connect`, where the user's
             // code runs (as the socket clients are timed to the return of
-            // their connect), not to this task's wake-up after it.
+            // their connect), not to this task's wake-up after it; so is
+            // the CPU time.
             let at = sig.opened_at.lock().ok().and_then(|at| *at);
-            total += at.map_or_else(|| t.elapsed(), |at| at.duration_since(t));
+            let (end, cpu_end) = at.unwrap_or_else(|| (Instant::now(), crate::sys::cpu_secs()));
+            total += end.duration_since(t);
+            cpu += cpu_end - cpu_at;
             n += 1;
             conn.close();
             conn.finished().await;
@@ -965,6 +983,7 @@ mod events {
         Ok(Sample {
             msgs: n as f64,
             secs: total.as_secs_f64(),
+            cpu_secs: cpu,
             ..Sample::default()
         })
     }

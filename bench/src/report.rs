@@ -734,15 +734,16 @@ fn markdown(res: &Results, cfg: &Config, invoked: &str, load: &str, took: Durati
     let _ = writeln!(
         o,
         "CPU time of the client process (user + system, `CLOCK_PROCESS_CPUTIME_ID`) over \
-         the measured window, divided by the messages (by the round trips for echo): the \
+         the measured window, divided by the messages (by the round trips for echo; for \
+         the connect row, the CPU time within the timed connects, per connect): the \
          client's own work, system calls included. Lower is better; the ratios are \
          reference ÷ ours, so above 1.00× means less CPU than the reference. Throughput \
          also depends on the server process and on how the machine's CPUs are shared; \
          this figure shows what each client itself costs.\n"
     );
     summary(&mut o, res, |spec| match spec.kind {
-        Kind::Recv | Kind::Send | Kind::Echo => vec![Metric::CpuPerMsg],
-        Kind::Idle | Kind::Connect => Vec::new(),
+        Kind::Recv | Kind::Send | Kind::Echo | Kind::Connect => vec![Metric::CpuPerMsg],
+        Kind::Idle => Vec::new(),
     });
     let _ = writeln!(o, "\n## Server core busy (medians)\n");
     let _ = writeln!(
