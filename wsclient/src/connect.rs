@@ -528,12 +528,12 @@ impl ConnectOptions {
             return Ok(plain);
         }
         let config = tls::client_config(self.tls_options())?;
-        let tls = tokio::time::timeout(
+        let tls = crate::deadline::timeout(
             self.handshake_timeout,
             tls::connect(tcp, &target.host, config),
         )
         .await
-        .map_err(|_| Error::Timeout {
+        .ok_or(Error::Timeout {
             phase: Phase::Tls,
             after: self.handshake_timeout,
         })??;
@@ -646,9 +646,9 @@ impl ConnectOptions {
             ws.set_keep_read_buffer(self.rare().keep_read_buffer);
             Ok((ws, response))
         };
-        tokio::time::timeout(self.handshake_timeout, fut)
+        crate::deadline::timeout(self.handshake_timeout, fut)
             .await
-            .map_err(|_| Error::Timeout {
+            .ok_or(Error::Timeout {
                 phase: Phase::Upgrade,
                 after: self.handshake_timeout,
             })?

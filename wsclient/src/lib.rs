@@ -48,6 +48,7 @@
 #![allow(clippy::type_complexity)]
 
 pub mod connect;
+mod deadline;
 pub mod error;
 pub mod events;
 pub mod handshake;

@@ -12,7 +12,6 @@
 //! Split a socket into read and write halves usable from different tasks
 //! with [`futures_util::StreamExt::split`].
 
-use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
@@ -21,8 +20,8 @@ use bytes::BytesMut;
 use futures_core::Stream;
 use futures_sink::Sink;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::time::Sleep;
 
+use crate::deadline::Deadline;
 use crate::error::{Error, Phase};
 use crate::message::Message;
 use crate::proto::{CloseCode, CloseFrame, Engine, FrameHeader, Role, State};
@@ -92,7 +91,7 @@ pub struct WebSocket<S> {
     /// the next while no header is read; 0 after a smaller message.
     large_frame: u32,
     /// The close timer (waiting for the peer's close frame, or for EOF).
-    close_timer: Option<Pin<Box<Sleep>>>,
+    close_timer: Option<Box<Deadline>>,
     /// The stream has ended (`None` was or will be returned).
     done: bool,
     /// The transport reached EOF.
@@ -300,14 +299,14 @@ where
 
     fn start_close_timer(&mut self) {
         if self.close_timer.is_none() {
-            self.close_timer = Some(Box::pin(tokio::time::sleep(self.config.close_timeout)));
+            self.close_timer = Some(Box::new(Deadline::after(self.config.close_timeout)));
         }
     }
 
     fn close_timer_fired(&mut self, cx: &mut Context<'_>) -> bool {
         self.close_timer
             .as_mut()
-            .is_some_and(|t| t.as_mut().poll(cx).is_ready())
+            .is_some_and(|t| t.poll_elapsed(cx).is_ready())
     }
 
     /// After the close handshake: wait (bounded) for the server to end TCP,

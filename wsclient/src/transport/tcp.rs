@@ -67,9 +67,9 @@ pub async fn resolve(host: &str, port: u16, opts: &TcpOptions) -> Result<Vec<Soc
         ));
     }
     let lookup = tokio::net::lookup_host((host, port));
-    let addrs: Vec<SocketAddr> = tokio::time::timeout(opts.dns_timeout, lookup)
+    let addrs: Vec<SocketAddr> = crate::deadline::timeout(opts.dns_timeout, lookup)
         .await
-        .map_err(|_| Error::Timeout {
+        .ok_or(Error::Timeout {
             phase: Phase::Dns,
             after: opts.dns_timeout,
         })?
@@ -121,9 +121,9 @@ pub async fn connect(host: &str, port: u16, opts: &TcpOptions) -> Result<TcpStre
         addrs.retain(|a| a.is_ipv6() == local.is_ipv6());
     }
     let race = race(addrs, opts);
-    let stream = tokio::time::timeout(opts.connect_timeout, race)
+    let stream = crate::deadline::timeout(opts.connect_timeout, race)
         .await
-        .map_err(|_| Error::Timeout {
+        .ok_or(Error::Timeout {
             phase: Phase::Tcp,
             after: opts.connect_timeout,
         })?
