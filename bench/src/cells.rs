@@ -425,6 +425,60 @@ where
     })
 }
 
+/// One connect of `W`, timed with the client's CPU time over the same
+/// span, then its close handshake (not timed).
+async fn one_connect<W: Ws>(addr: SocketAddr) -> R<(Duration, f64)> {
+    let cpu_at = crate::sys::cpu_secs();
+    let t = Instant::now();
+    let mut ws = W::connect(addr).await?;
+    let took = t.elapsed();
+    let cpu = crate::sys::cpu_secs() - cpu_at;
+    ws.close().await?;
+    Ok((took, cpu))
+}
+
+/// A socket client's [`one_connect`], boxed so that two clients can take
+/// turns in one loop.
+type OneConnect =
+    fn(SocketAddr) -> std::pin::Pin<Box<dyn std::future::Future<Output = R<(Duration, f64)>>>>;
+
+fn one_connect_of(client: &str) -> Option<OneConnect> {
+    Some(match client {
+        "wsclient" => |a| Box::pin(one_connect::<WsClient>(a)),
+        "tokio-tungstenite" => |a| Box::pin(one_connect::<Tungstenite>(a)),
+        "tokio-websockets" => |a| Box::pin(one_connect::<TokioWebsockets>(a)),
+        "fastwebsockets" => |a| Box::pin(one_connect::<Fast>(a)),
+        _ => return None,
+    })
+}
+
+/// The connect cell for two socket clients taking turns in one process
+/// (`wsbench run --client A+B --cell connect`): A, B, A, B, ... against
+/// one server, a sample for each. Both then share the process's state,
+/// the machine's phase and the server's, so a difference of a fraction
+/// of a microsecond per connect shows that separate processes run
+/// minutes apart would hide.
+pub async fn alternate_connects(a: &str, b: &str, p: &Params) -> R<[Sample; 2]> {
+    let pick = |c: &str| {
+        one_connect_of(c).ok_or_else(|| {
+            format!("{c}: alternating connects take wsclient, tokio-tungstenite, tokio-websockets or fastwebsockets")
+        })
+    };
+    let clients = [pick(a)?, pick(b)?];
+    let wall = Instant::now();
+    let mut samples = [Sample::default(), Sample::default()];
+    let mut n = 0usize;
+    while wall.elapsed() < secs(p.secs) && n < MAX_CONNECTS {
+        let (took, cpu) = clients[n % 2](p.addr).await?;
+        let s = &mut samples[n % 2];
+        s.msgs += 1.0;
+        s.secs += took.as_secs_f64();
+        s.cpu_secs += cpu;
+        n += 1;
+    }
+    Ok(samples)
+}
+
 /// The limit: the same bytes over plain TCP, with a fixed upgrade request
 /// and no WebSocket library.
 mod raw {

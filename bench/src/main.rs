@@ -8,7 +8,13 @@
 //! wsbench server --mode send|echo|sink --size BYTES [--port P] [--cpu C] [--cc NAME] [--watch-stdin]
 //! wsbench run --client NAME --cell recv|send|echo|idle|connect --size BYTES
 //!             --port P [--secs S] [--warm S] [--conns N] [--cpu C] [--server-pid PID]
+//! wsbench run --client A+B --cell connect --port P [--secs S] [--cpu C]
 //! ```
+//!
+//! `run --client A+B` (connect only, two of the socket clients) has them
+//! take turns in one process, A B A B ..., and prints a `RESULT
+//! client=NAME` line for each: the finest comparison of two connect
+//! paths this harness makes (same process state, same moment).
 //!
 //! `all` runs every cell: each (cell, repetition, client) is a fresh server
 //! process and a fresh client process, pinned with `sched_setaffinity`;
@@ -36,7 +42,8 @@ const USAGE: &str = "usage:
               [--invoked-as \"CMD\"] [--note \"TEXT\"] [--readme FILE] [--server-cc NAME]
   wsbench server --mode send|echo|sink --size BYTES [--port P] [--cpu C] [--cc NAME] [--watch-stdin]
   wsbench run --client NAME --cell recv|send|echo|idle|connect --size BYTES
-              --port P [--secs S] [--warm S] [--conns N] [--cpu C] [--server-pid PID]";
+              --port P [--secs S] [--warm S] [--conns N] [--cpu C] [--server-pid PID]
+  wsbench run --client A+B --cell connect --port P [--secs S] [--cpu C]";
 
 /// Options each command accepts: those taking a value, and flags.
 fn accepted(cmd: &str) -> (&'static [&'static str], &'static [&'static str]) {
@@ -144,6 +151,9 @@ fn run_one(args: &Args) -> Result<(), String> {
     pin(args)?;
     sys::raise_nofile();
     let client = args.opt("client").ok_or("--client is required")?.to_owned();
+    if let Some((a, b)) = client.split_once('+') {
+        return run_alternating(args, a, b);
+    }
     if !clients::ALL.contains(&client.as_str()) {
         return Err(format!("--client: one of {}", clients::ALL.join(", ")));
     }
@@ -177,6 +187,38 @@ fn run_one(args: &Args) -> Result<(), String> {
     println!("{}", sample.line());
     // Exit without tearing down thousands of connections or tasks.
     std::process::exit(0);
+}
+
+/// `wsbench run --client A+B --cell connect`: two socket clients taking
+/// turns in one process; one `RESULT client=NAME ...` line each.
+fn run_alternating(args: &Args, a: &str, b: &str) -> Result<(), String> {
+    if args.opt("cell") != Some("connect") {
+        return Err("--client A+B: only with --cell connect".into());
+    }
+    let port: u16 = args.num("port", 0)?;
+    if port == 0 {
+        return Err("--port is required".into());
+    }
+    let p = cells::Params {
+        addr: ([127, 0, 0, 1], port).into(),
+        size: 16,
+        secs: args.num("secs", 1.5)?,
+        warm: 0.0,
+        conns: 0,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let samples = rt
+        .block_on(cells::alternate_connects(a, b, &p))
+        .map_err(|e| format!("{a}+{b} connect: {e}"))?;
+    for (name, s) in [a, b].iter().zip(samples) {
+        let line = s.line();
+        let fields = line.strip_prefix("RESULT ").unwrap_or(&line);
+        println!("RESULT client={name} {fields}");
+    }
+    Ok(())
 }
 
 fn main() -> ExitCode {
