@@ -151,16 +151,18 @@ fn run_one(args: &Args) -> Result<(), String> {
     pin(args)?;
     sys::raise_nofile();
     let client = args.opt("client").ok_or("--client is required")?.to_owned();
-    if let Some((a, b)) = client.split_once('+') {
-        return run_alternating(args, a, b);
-    }
-    if !clients::ALL.contains(&client.as_str()) {
+    // `A+B`: two socket clients taking turns (connect only).
+    let pair = client.split_once('+');
+    if pair.is_none() && !clients::ALL.contains(&client.as_str()) {
         return Err(format!("--client: one of {}", clients::ALL.join(", ")));
     }
     let kind = args
         .opt("cell")
         .and_then(cells::Kind::parse)
         .ok_or("--cell recv|send|echo|idle|connect is required")?;
+    if pair.is_some() && kind != cells::Kind::Connect {
+        return Err("--client A+B: only with --cell connect".into());
+    }
     let port: u16 = args.num("port", 0)?;
     if port == 0 {
         return Err("--port is required".into());
@@ -180,6 +182,18 @@ fn run_one(args: &Args) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
+    if let Some((a, b)) = pair {
+        // One `RESULT client=NAME ...` line each.
+        let samples = rt
+            .block_on(cells::alternate_connects(a, b, &p))
+            .map_err(|e| format!("{client} connect: {e}"))?;
+        for (name, s) in [a, b].iter().zip(samples) {
+            let line = s.line();
+            let fields = line.strip_prefix("RESULT ").unwrap_or(&line);
+            println!("RESULT client={name} {fields}");
+        }
+        std::process::exit(0);
+    }
     let local = tokio::task::LocalSet::new();
     let sample = local
         .block_on(&rt, cells::run(&client, kind, &p))
@@ -187,38 +201,6 @@ fn run_one(args: &Args) -> Result<(), String> {
     println!("{}", sample.line());
     // Exit without tearing down thousands of connections or tasks.
     std::process::exit(0);
-}
-
-/// `wsbench run --client A+B --cell connect`: two socket clients taking
-/// turns in one process; one `RESULT client=NAME ...` line each.
-fn run_alternating(args: &Args, a: &str, b: &str) -> Result<(), String> {
-    if args.opt("cell") != Some("connect") {
-        return Err("--client A+B: only with --cell connect".into());
-    }
-    let port: u16 = args.num("port", 0)?;
-    if port == 0 {
-        return Err("--port is required".into());
-    }
-    let p = cells::Params {
-        addr: ([127, 0, 0, 1], port).into(),
-        size: 16,
-        secs: args.num("secs", 1.5)?,
-        warm: 0.0,
-        conns: 0,
-    };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    let samples = rt
-        .block_on(cells::alternate_connects(a, b, &p))
-        .map_err(|e| format!("{a}+{b} connect: {e}"))?;
-    for (name, s) in [a, b].iter().zip(samples) {
-        let line = s.line();
-        let fields = line.strip_prefix("RESULT ").unwrap_or(&line);
-        println!("RESULT client={name} {fields}");
-    }
-    Ok(())
 }
 
 fn main() -> ExitCode {

@@ -160,32 +160,14 @@ pub fn nice() -> i32 {
     unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) }
 }
 
-/// Sets a socket's TCP congestion control (`TCP_CONGESTION`), e.g.
-/// `"cubic"`; the algorithm must be available (see
-/// `/proc/sys/net/ipv4/tcp_available_congestion_control`).
-pub fn set_congestion_control(sock: &impl std::os::fd::AsRawFd, name: &str) -> io::Result<()> {
-    let len = libc::socklen_t::try_from(name.len())
-        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    // SAFETY: the option value is `name`'s bytes, `len` long, read by the
-    // call only; the descriptor is an open socket.
-    let r = unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_CONGESTION,
-            name.as_ptr().cast(),
-            len,
-        )
-    };
-    if r == 0 {
-        Ok(())
-    } else {
-        let e = io::Error::last_os_error();
-        Err(io::Error::new(
-            e.kind(),
-            format!("TCP congestion control {name:?}: {e}"),
-        ))
-    }
+/// Sets a socket's TCP congestion control (`TCP_CONGESTION`, socket2's
+/// `set_tcp_congestion`), e.g. `"cubic"`; the algorithm must be available
+/// (see `/proc/sys/net/ipv4/tcp_available_congestion_control`). The error
+/// names it.
+pub fn set_congestion_control(sock: &impl std::os::fd::AsFd, name: &str) -> io::Result<()> {
+    socket2::SockRef::from(sock)
+        .set_tcp_congestion(name.as_bytes())
+        .map_err(|e| io::Error::new(e.kind(), format!("TCP congestion control {name:?}: {e}")))
 }
 
 /// The system's default TCP congestion control (Linux), if readable.
@@ -200,23 +182,9 @@ mod tests {
     use super::*;
 
     /// The socket's congestion control as the kernel reports it.
-    fn congestion_control(sock: &impl std::os::fd::AsRawFd) -> String {
-        let mut buf = [0u8; 32];
-        let mut len = buf.len() as libc::socklen_t;
-        // SAFETY: `buf` is writable for `len` bytes; the kernel writes at
-        // most that many and stores the length written in `len`.
-        let r = unsafe {
-            libc::getsockopt(
-                sock.as_raw_fd(),
-                libc::IPPROTO_TCP,
-                libc::TCP_CONGESTION,
-                buf.as_mut_ptr().cast(),
-                &mut len,
-            )
-        };
-        assert_eq!(r, 0, "{}", io::Error::last_os_error());
-        let name = &buf[..len as usize];
-        String::from_utf8_lossy(name.split(|&b| b == 0).next().unwrap_or(name)).into_owned()
+    fn congestion_control(sock: &std::net::TcpListener) -> String {
+        let name = socket2::SockRef::from(sock).tcp_congestion().unwrap();
+        String::from_utf8_lossy(name.split(|&b| b == 0).next().unwrap_or(&name)).into_owned()
     }
 
     #[test]
