@@ -158,7 +158,12 @@ fn current_wheel() -> Option<Arc<Wheel>> {
     }
     let wheel = {
         let mut all = wheels();
-        match all.iter().find(|(i, _)| *i == id) {
+        // A wheel whose ticker is ending leaves this list right after it
+        // is marked dead; it is not taken meanwhile.
+        let live = all
+            .iter()
+            .find(|(i, w)| *i == id && w.alive.load(Ordering::Acquire));
+        match live {
             Some((_, w)) => Arc::clone(w),
             None => {
                 let wheel = Arc::new(Wheel {
