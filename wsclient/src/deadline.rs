@@ -35,8 +35,10 @@
 //! after an idle spell), with one `timerfd_settime`. With nothing pending
 //! for a few ticks the alarm is disarmed. Deadlines run on real time:
 //! tokio's paused test clock does not move them. The ticker lives as long
-//! as its runtime; a runtime without an I/O driver, or a system without
-//! `timerfd` (other than Linux), gets tokio timers instead.
+//! as its runtime. The alarm needs the runtime's I/O driver, as every
+//! socket of a connection does (tokio panics on a runtime built without
+//! it); if the alarm cannot be made (out of descriptors), or on a system
+//! without `timerfd` (other than Linux), deadlines are tokio timers.
 
 use std::collections::BTreeMap;
 use std::future::Future;
