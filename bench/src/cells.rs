@@ -662,20 +662,14 @@ mod events {
         ))
     }
 
+    /// Waits for the connection to open (or fail), at most 10 s.
     async fn opened(s: &Signals) -> R<()> {
-        opened_by(
-            s,
-            std::pin::pin!(tokio::time::sleep(Duration::from_secs(10))),
-        )
-        .await
-    }
-
-    /// [`opened`], bounded by a `deadline`.
-    async fn opened_by(s: &Signals, deadline: std::pin::Pin<&mut tokio::time::Sleep>) -> R<()> {
         tokio::select! {
             biased;
             () = s.open.notified() => {}
-            () = deadline => return Err("timed out connecting".into()),
+            () = tokio::time::sleep(Duration::from_secs(10)) => {
+                return Err("timed out connecting".into());
+            }
         }
         opened_ok(s)
     }

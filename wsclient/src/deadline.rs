@@ -49,7 +49,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 /// The alarm's longest interval while deadlines are pending.
-pub(crate) const TICK: Duration = Duration::from_millis(250);
+const TICK: Duration = Duration::from_millis(250);
 
 /// Ticks with nothing pending before the alarm is disarmed.
 const IDLE_TICKS: u32 = 4;
@@ -85,14 +85,14 @@ impl Wheel {
     }
 
     /// Registers `waker` for `at`, re-arming the alarm if it rings later.
-    fn insert(&self, at: Instant, waker: Waker) -> (Instant, u64) {
+    fn insert(&self, at: Instant, now: Instant, waker: Waker) -> (Instant, u64) {
         let mut p = self.lock();
         let key = (at, p.next_id);
         p.next_id += 1;
         p.deadlines.insert(key, waker);
         if p.rings_at.is_none_or(|r| at < r) {
             p.rings_at = Some(at);
-            self.alarm.set(Some(at));
+            self.alarm.set(Some(at.saturating_duration_since(now)));
         }
         key
     }
@@ -124,7 +124,8 @@ impl Wheel {
             None => None,
         };
         p.rings_at = next;
-        self.alarm.set(next);
+        self.alarm
+            .set(next.map(|at| at.saturating_duration_since(now)));
     }
 }
 
@@ -208,7 +209,7 @@ impl Drop for TickerGuard {
 /// The alarm: a `timerfd` on Linux.
 #[cfg(target_os = "linux")]
 mod alarm {
-    use super::{Instant, TickerGuard, Wheel};
+    use super::{Duration, TickerGuard, Wheel};
     use std::io;
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
     use std::sync::Arc;
@@ -238,9 +239,8 @@ mod alarm {
             Ok(Self(unsafe { OwnedFd::from_raw_fd(fd) }))
         }
 
-        /// Rings at `at` (at once if it has passed), or never for `None`.
-        pub(super) fn set(&self, at: Option<Instant>) {
-            let after = at.map(|at| at.saturating_duration_since(Instant::now()));
+        /// Rings `after` from now (at once for zero), or never for `None`.
+        pub(super) fn set(&self, after: Option<Duration>) {
             let value = match after {
                 None => libc::timespec {
                     tv_sec: 0,
@@ -347,7 +347,7 @@ mod alarm {
 /// Elsewhere there is no alarm: deadlines are tokio timers.
 #[cfg(not(target_os = "linux"))]
 mod alarm {
-    use super::{Instant, Wheel};
+    use super::{Duration, Wheel};
     use std::io;
     use std::sync::Arc;
 
@@ -362,7 +362,7 @@ mod alarm {
             Err(io::ErrorKind::Unsupported.into())
         }
 
-        pub(super) fn set(&self, _at: Option<Instant>) {}
+        pub(super) fn set(&self, _after: Option<Duration>) {}
     }
 
     /// Never made.
@@ -478,7 +478,7 @@ impl Deadline {
             return poll;
         };
         let waker = cx.waker().clone();
-        let key = wheel.insert(at, waker.clone());
+        let key = wheel.insert(at, now, waker.clone());
         self.state = State::Watched { wheel, key, waker };
         Poll::Pending
     }
