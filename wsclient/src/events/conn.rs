@@ -218,6 +218,7 @@ impl Conn {
     /// # Errors
     /// [`SendError`] with the message when the queue is full or the
     /// connection is finished.
+    #[inline]
     pub fn send(&self, message: impl Into<Message>) -> Result<(), SendError> {
         let mut message = message.into();
         if self.shared.send_type == SendType::Binary {
@@ -232,16 +233,22 @@ impl Conn {
     ///
     /// # Errors
     /// As [`Conn::send`].
+    #[inline]
     pub fn send_text(&self, text: impl Into<Utf8Bytes>) -> Result<(), SendError> {
-        self.enqueue(Message::Text(text.into()))
+        let text = text.into();
+        let len = text.len();
+        self.enqueue_with(text, len, Message::Text)
     }
 
     /// Queues a binary message.
     ///
     /// # Errors
     /// As [`Conn::send`].
+    #[inline]
     pub fn send_binary(&self, data: impl Into<Bytes>) -> Result<(), SendError> {
-        self.enqueue(Message::Binary(data.into()))
+        let data = data.into();
+        let len = data.len();
+        self.enqueue_with(data, len, Message::Binary)
     }
 
     /// Sends a ping (payload at most 125 bytes).
@@ -259,27 +266,45 @@ impl Conn {
         self.enqueue(Message::Ping(payload))
     }
 
+    #[inline(always)]
     fn enqueue(&self, message: Message) -> Result<(), SendError> {
+        let len = message.len();
+        self.enqueue_with(message, len, |m| m)
+    }
+
+    /// Queues the message `wrap` makes of `payload` (`len` bytes). The
+    /// message is made only where it is stored, in the queue (or in the
+    /// error): made first and then moved, its tag and payload, written
+    /// apart, would be read back as one 16-byte load at each move, which
+    /// the CPU cannot forward from the two stores (a stall of ~10 cycles
+    /// each, a fifth of a 16-byte send's time in `perf annotate`).
+    #[inline(always)]
+    fn enqueue_with<P>(
+        &self,
+        payload: P,
+        len: usize,
+        wrap: fn(P) -> Message,
+    ) -> Result<(), SendError> {
         let s = &self.shared;
         if s.finished.load(Ordering::Acquire) {
             return Err(SendError {
-                message,
+                message: wrap(payload),
                 reason: SendFailure::Closed,
             });
         }
-        match s.inbox.push_send(message, s.max_send_buffer) {
+        match s.inbox.push_send(payload, len, wrap, s.max_send_buffer) {
             Ok(()) => Ok(()),
-            Err((message, Refused::Full)) => {
+            Err((payload, Refused::Full)) => {
                 if !s.buffer_full.swap(true, Ordering::AcqRel) {
                     let _ = s.inbox.push(Command::Wake);
                 }
                 Err(SendError {
-                    message,
+                    message: wrap(payload),
                     reason: SendFailure::BufferFull,
                 })
             }
-            Err((message, Refused::Closed)) => Err(SendError {
-                message,
+            Err((payload, Refused::Closed)) => Err(SendError {
+                message: wrap(payload),
                 reason: SendFailure::Closed,
             }),
         }

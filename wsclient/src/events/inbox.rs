@@ -70,6 +70,7 @@ pub(crate) enum Refused {
 }
 
 impl Inbox {
+    #[inline]
     fn lock(&self) -> spin::mutex::SpinMutexGuard<'_, Queue, Yield> {
         self.queue.lock()
     }
@@ -88,25 +89,29 @@ impl Inbox {
         Ok(())
     }
 
-    /// Queues a message to send and counts it in the queue's size, unless
-    /// that would take a non-empty queue over `limit` bytes.
-    pub(crate) fn push_send(
+    /// Queues the message `wrap` makes of `payload` (`len` payload bytes)
+    /// and counts it in the queue's size, unless that would take a
+    /// non-empty queue over `limit` bytes. The message is made in its
+    /// slot (see `Conn::enqueue_with`).
+    #[inline(always)]
+    pub(crate) fn push_send<P>(
         &self,
-        message: Message,
+        payload: P,
+        len: usize,
+        wrap: fn(P) -> Message,
         limit: usize,
-    ) -> Result<(), (Message, Refused)> {
+    ) -> Result<(), (P, Refused)> {
         {
             let mut q = self.lock();
             if q.closed {
-                return Err((message, Refused::Closed));
+                return Err((payload, Refused::Closed));
             }
-            let len = message.len();
             if q.bytes > 0 && q.bytes + len > limit {
-                return Err((message, Refused::Full));
+                return Err((payload, Refused::Full));
             }
             q.len += 1;
             q.bytes += len;
-            q.commands.push_back(Command::Send(message));
+            q.commands.push_back(Command::Send(wrap(payload)));
         }
         self.wake();
         Ok(())
@@ -114,6 +119,7 @@ impl Inbox {
 
     /// Wakes the task unless a wake-up is already on its way (looked at
     /// first: a plain load, no read-modify-write, in a burst of sends).
+    #[inline]
     fn wake(&self) {
         if !self.notified.load(Ordering::Acquire) && !self.notified.swap(true, Ordering::AcqRel) {
             self.waker.wake();
@@ -257,6 +263,8 @@ impl Receiver {
 mod tests {
     use std::sync::Arc;
 
+    use bytes::Bytes;
+
     use super::*;
     use crate::events::conn::{SendType, Shared};
     use crate::message::Message;
@@ -365,23 +373,24 @@ mod tests {
     #[test]
     fn the_send_queue_counts_and_limits_under_the_lock() {
         let inbox = Inbox::default();
-        let msg = |n: usize| Message::binary(vec![0u8; n]);
+        let bytes = |n: usize| Bytes::from(vec![0u8; n]);
+        let push = |n: usize, limit: usize| inbox.push_send(bytes(n), n, Message::Binary, limit);
         // An empty queue takes any message, however large.
-        assert!(inbox.push_send(msg(150), 100).is_ok());
+        assert!(push(150, 100).is_ok());
         assert_eq!(inbox.queued(), (1, 150));
         // A non-empty one refuses what would go over, and hands it back.
-        let (back, why) = inbox.push_send(msg(10), 100).unwrap_err();
+        let (back, why) = push(10, 100).unwrap_err();
         assert_eq!((back.len(), why), (10, Refused::Full));
         assert_eq!(inbox.queued(), (1, 150));
         assert_eq!(inbox.release(1, 150), 0);
-        assert!(inbox.push_send(msg(60), 100).is_ok());
-        assert!(inbox.push_send(msg(40), 100).is_ok());
-        assert!(inbox.push_send(msg(1), 100).is_err());
+        assert!(push(60, 100).is_ok());
+        assert!(push(40, 100).is_ok());
+        assert!(push(1, 100).is_err());
         assert_eq!(inbox.queued(), (2, 100));
         assert_eq!(inbox.release(1, 60), 40);
         // Closed: refused as such.
         let _ = inbox.close();
-        let (_, why) = inbox.push_send(msg(1), 100).unwrap_err();
+        let (_, why) = push(1, 100).unwrap_err();
         assert_eq!(why, Refused::Closed);
     }
 }
