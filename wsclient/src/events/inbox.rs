@@ -204,6 +204,24 @@ impl Receiver {
         self.taken.pop_front()
     }
 
+    /// The next command, left in the queue (taken from the inbox if this
+    /// side holds none): a message to send is encoded from here and then
+    /// moved once, by [`Receiver::pop`], to where it waits to be written.
+    #[inline]
+    pub(crate) fn front(&mut self) -> Option<&Command> {
+        if self.taken.is_empty() {
+            let Receiver { shared, taken } = self;
+            shared.inbox.take(taken);
+        }
+        self.taken.front()
+    }
+
+    /// Removes the command [`Receiver::front`] returned.
+    #[inline]
+    pub(crate) fn pop(&mut self) -> Option<Command> {
+        self.taken.pop_front()
+    }
+
     /// The next command; `Pending` (with the waker registered) while there
     /// is none.
     pub(crate) fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Command> {

@@ -359,9 +359,21 @@ impl Session<'_> {
                 Event::Command(cmd) => {
                     self.command(cmd, cb, pending);
                     // Take a batch of sends at once: one write for many.
+                    // Each message is encoded where it lies in the queue
+                    // and then moved once, into `inflight`.
                     while self.ws.output_len() < WRITE_HIGH && pending.is_empty() {
-                        match rx.try_recv() {
-                            Some(cmd) => self.command(cmd, cb, pending),
+                        match rx.front() {
+                            Some(Command::Send(m)) => {
+                                let end = self.encode(m);
+                                if let Some(Command::Send(m)) = rx.pop() {
+                                    self.inflight.push_back((m, end));
+                                }
+                            }
+                            Some(_) => {
+                                if let Some(cmd) = rx.pop() {
+                                    self.command(cmd, cb, pending);
+                                }
+                            }
                             None => break,
                         }
                     }
@@ -529,12 +541,18 @@ impl Session<'_> {
     /// Encodes a queued message; one that can no longer be sent on this
     /// connection (it is closing) stays queued for the next.
     fn queue(&mut self, m: Message) {
-        match self.ws.queue(&m) {
-            Ok(()) => {
-                let end = self.ws.engine().total_output();
-                self.inflight.push_back((m, end));
-            }
-            Err(_) => self.inflight.push_back((m, u64::MAX)),
+        let end = self.encode(&m);
+        self.inflight.push_back((m, end));
+    }
+
+    /// Encodes a message; the output position at which it will have been
+    /// written, or `u64::MAX` when it can no longer be sent on this
+    /// connection (it is closing: it stays queued for the next).
+    #[inline]
+    fn encode(&mut self, m: &Message) -> u64 {
+        match self.ws.queue(m) {
+            Ok(()) => self.ws.engine().total_output(),
+            Err(_) => u64::MAX,
         }
     }
 
