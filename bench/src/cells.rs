@@ -889,78 +889,85 @@ mod events {
     /// Round trips driven from `on_message`, as an event-driven client
     /// answers (the seed's `onMessage` sends): each reply is timed and the
     /// next message sent from the callback, on the connection's task; the
-    /// main task only starts the exchange, opens the measured window
-    /// after the warm-up, and ends it.
+    /// main task only sends the first message and waits for the end.
     async fn echo(p: &Params) -> R<Sample> {
-        /// The exchange's state, driven from `on_message`.
+        /// The exchange's state, owned by the `on_message` callback (as
+        /// the socket clients' loops keep theirs in locals: shared with
+        /// the main task behind a lock, it would cost a lock and an unlock
+        /// per round trip that they do not pay). The warm-up starts at the
+        /// first reply.
         struct Exchange {
             h: Histogram<u64>,
             sent_at: Instant,
             phases: Phases,
-            stop: bool,
-            /// A send refused inside the exchange: the run is an error,
-            /// not a sample cut short.
-            send_failed: Option<String>,
+            started: bool,
+            ended: bool,
         }
         let (mut c, sig) = client(p.addr)?;
-        let state = Arc::new(std::sync::Mutex::new(Exchange {
+        // The outcome, written once by the callback: the sample, or why
+        // the exchange stopped (a send refused inside it is an error, not
+        // a sample cut short).
+        let outcome: Arc<std::sync::Mutex<Option<Result<Sample, String>>>> = Arc::default();
+        let stopped = Arc::new(Notify::new());
+        let payload = Bytes::from(frames::payload(p.size));
+        let (out, done, pl) = (outcome.clone(), stopped.clone(), payload.clone());
+        let warm = secs(p.warm);
+        let mut x = Exchange {
             h: histogram(),
             sent_at: Instant::now(),
             phases: Phases::new(secs(p.secs)),
-            stop: false,
-            send_failed: None,
-        }));
-        let stopped = Arc::new(Notify::new());
-        let payload = Bytes::from(frames::payload(p.size));
-        let (st, done, pl) = (state.clone(), stopped.clone(), payload.clone());
+            started: false,
+            ended: false,
+        };
+        let finish = move |result: Result<Sample, String>| {
+            *out.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(result);
+            done.notify_one();
+        };
         c.on_message(move |conn, _| {
-            let mut guard = st.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let s = &mut *guard;
-            let d = s.sent_at.elapsed();
-            match s.phases.step() {
+            if x.ended {
+                return;
+            }
+            let d = x.sent_at.elapsed();
+            if !x.started {
+                x.started = true;
+                x.phases.begin(warm);
+            }
+            match x.phases.step() {
                 Phase::Warming | Phase::Opened => {}
-                Phase::Measuring => record(&mut s.h, d),
-                Phase::Over(_) => {
-                    record(&mut s.h, d);
-                    s.stop = true;
-                    done.notify_one();
+                Phase::Measuring => record(&mut x.h, d),
+                Phase::Over(w) => {
+                    record(&mut x.h, d);
+                    let sample = latency_sample(&x.h, w);
+                    x.ended = true;
+                    finish(Ok(sample));
                     return;
                 }
             }
-            s.sent_at = Instant::now();
+            x.sent_at = Instant::now();
             if let Err(e) = conn.send_binary(pl.clone()) {
-                s.send_failed = Some(e.to_string());
-                done.notify_one();
+                x.ended = true;
+                finish(Err(format!("a send failed during the exchange: {e}")));
             }
         });
         let done = stopped.clone();
         c.on_close(move |_| done.notify_one());
         let conn = c.connect();
         opened(&sig).await?;
-        {
-            let mut s = state
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            s.phases.begin(secs(p.warm));
-            s.sent_at = Instant::now();
-        }
         conn.send_binary(payload.clone())?;
         // Woken by the callback at the end of the window, or by the
         // connection's end (the run's own limit bounds the rest).
         stopped.notified().await;
-        let s = state
+        let result = outcome
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(e) = &s.send_failed {
-            return Err(format!("a send failed during the exchange: {e}").into());
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        match result {
+            Some(Ok(sample)) if sample.msgs > 0.0 => Ok(sample),
+            Some(Ok(_)) => Err("no round trip completed".into()),
+            Some(Err(e)) => Err(e.into()),
+            None => Err("the exchange ended before its window did".into()),
         }
-        let Some(w) = s.phases.window.as_ref().filter(|_| s.stop) else {
-            return Err("the exchange ended before its window did".into());
-        };
-        if s.h.is_empty() {
-            return Err("no round trip completed".into());
-        }
-        Ok(latency_sample(&s.h, w))
     }
 
     async fn idle(p: &Params) -> R<Sample> {
