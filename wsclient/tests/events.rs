@@ -162,6 +162,61 @@ async fn messages_sent_before_handshake_arrive_in_order() {
         .unwrap();
 }
 
+/// A close queued behind messages goes out after all of them (the task
+/// encodes a batch of sends straight from its queue, commands among
+/// them in order), and messages queued behind the close come back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_close_queued_behind_sends_follows_them_and_later_sends_come_back() {
+    let peer = Peer::start(PeerKind::Node, &PeerOptions::default());
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (open_tx, mut open_rx) = mpsc::unbounded_channel();
+    let undelivered: Arc<Mutex<Vec<Message>>> = Arc::default();
+    let mut ws = Client::new(&peer.url("/echo")).unwrap();
+    ws.on_websocket_connect(move |_, _| {
+        let _ = open_tx.send(());
+    });
+    ws.on_message(move |_, m| {
+        let _ = tx.send(m);
+    });
+    let u = undelivered.clone();
+    ws.on_undelivered(move |_, msgs| u.lock().unwrap().extend(msgs));
+    let conn = ws.connect();
+    tokio::time::timeout(Duration::from_secs(5), open_rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    for i in 0..300 {
+        conn.send(format!("m{i}")).unwrap();
+    }
+    conn.close();
+    let mut refused = 0;
+    for i in 0..5 {
+        if conn.send(format!("late{i}")).is_err() {
+            refused += 1;
+        }
+    }
+    tokio::time::timeout(Duration::from_secs(5), conn.finished())
+        .await
+        .unwrap();
+    for i in 0..300 {
+        let m = rx
+            .try_recv()
+            .expect("every message before the close echoed");
+        assert_eq!(m, Message::text(format!("m{i}")));
+    }
+    assert!(rx.try_recv().is_err(), "nothing sent after the close");
+    let back = undelivered.lock().unwrap().clone();
+    // Sends are refused only once the task has finished, so the accepted
+    // ones are the first, and each comes back, in order.
+    let expected: Vec<Message> = (0..5 - refused)
+        .map(|i| Message::text(format!("late{i}")))
+        .collect();
+    assert_eq!(back, expected);
+    let stats = conn.stats();
+    assert_eq!(stats.messages_out, 300);
+    assert_eq!(stats.queue_len, 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_server_is_detected_by_ping_timeout() {
     let peer = Peer::start(PeerKind::Python, &PeerOptions::default());
