@@ -197,11 +197,8 @@ impl Receiver {
 
     /// The next command, if one is queued.
     pub(crate) fn try_recv(&mut self) -> Option<Command> {
-        if self.taken.is_empty() {
-            let Receiver { shared, taken } = self;
-            shared.inbox.take(taken);
-        }
-        self.taken.pop_front()
+        self.front()?;
+        self.pop()
     }
 
     /// The next command, left in the queue (taken from the inbox if this
