@@ -141,7 +141,7 @@ const IDLE_WARM: usize = 64;
 const RAW_IO: usize = 256 << 10;
 
 /// Payload bytes the event client's producer queues between two yields
-/// to the connection's task (the socket's write batch).
+/// to the connection's task (half the library's write batch).
 const YIELD_EVERY: usize = 256 << 10;
 
 /// Messages between two clock reads (about 64 KiB of payload).
@@ -868,8 +868,8 @@ mod events {
             if w.elapsed() >= secs(p.secs) {
                 break;
             }
-            // A turn for the connection's task every ~256 KiB (its write
-            // batch), as a producer sharing its runtime gives.
+            // A turn for the connection's task every ~256 KiB, as a
+            // producer sharing its runtime gives.
             since_yield += k * p.size;
             if since_yield >= YIELD_EVERY {
                 since_yield = 0;

@@ -53,14 +53,17 @@ pub struct SocketConfig {
     /// 5 s).
     pub close_timeout: Duration,
     /// Bytes of queued output above which `poll_ready` writes before
-    /// accepting more (default 256 KiB, as the event client batches; the
+    /// accepting more (default 512 KiB, as the event client batches; the
     /// buffer is given back once drained). Fewer, larger writes cost less
     /// CPU per byte: on this project's 2-core benchmark VM (Linux
-    /// 6.18.44-fc-v1300), A/B with the same binary against 64 KiB
-    /// batches, 1 KiB messages went 1.24× as fast (331 against 451 ns of
-    /// CPU each) and 64 KiB messages 1.30×, 16 B and 1 MiB level. On an
-    /// earlier build of the same VM (v657) 64 KiB batches had measured
-    /// faster; set it lower for a link where that holds.
+    /// 6.18.44-fc-v1300), A/B with the same library against 256 KiB
+    /// batches, 8 interleaved pairs each, 1 KiB messages went 1.165× as
+    /// fast (284 against 333 ns of CPU each) and 64 KiB messages 1.22×
+    /// (8 of 8); 1 MiB batches were no faster than 512 KiB ones. 256 KiB
+    /// had itself been 1.24× and 1.30× as fast as 64 KiB; on an earlier
+    /// build of the same VM (v657) 64 KiB batches had measured faster: set
+    /// it lower for a link where that holds, or to bound the memory of
+    /// many connections that all send fast.
     pub write_buffer_size: usize,
 }
 
@@ -68,7 +71,7 @@ impl Default for SocketConfig {
     fn default() -> Self {
         SocketConfig {
             close_timeout: Duration::from_secs(5),
-            write_buffer_size: 256 << 10,
+            write_buffer_size: 512 << 10,
         }
     }
 }
