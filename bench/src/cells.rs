@@ -136,9 +136,17 @@ const IDLE_CONCURRENCY: usize = 128;
 /// Idle connections opened (and not counted) before the baseline.
 const IDLE_WARM: usize = 64;
 
-/// The raw TCP client's largest read and write (a 1 MiB frame is written
-/// in four calls).
-const RAW_IO: usize = 256 << 10;
+/// The raw TCP client's largest read (as `wsclient`'s socket reads).
+const RAW_READ: usize = 256 << 10;
+
+/// The raw TCP client's write batch: frames up to this size per call, and a
+/// 1 MiB frame in two calls, as `wsclient` writes with its default
+/// `write_buffer_size`: the same bytes in the same writes, less the
+/// WebSocket work. On the benchmark VM (kernel v1300), A/B with 256 KiB
+/// writes, 8 interleaved pairs each: 1.55x as fast at 1 KiB, 1.67x at
+/// 64 KiB, 1.13x at 1 MiB; 1 MiB writes were erratic against 512 KiB
+/// (0.81x at 1 KiB, 1.25x at 64 KiB, 6 pairs each).
+const RAW_WRITE: usize = 512 << 10;
 
 /// Payload bytes the event client's producer queues between two yields
 /// to the connection's task (half the library's write batch).
@@ -547,7 +555,7 @@ mod raw {
     async fn recv(p: &Params) -> R<Sample> {
         let (mut s, _) = open(p.addr).await?;
         let frame = (frames::header_len(p.size, false) + p.size) as f64;
-        let mut buf = vec![0u8; RAW_IO];
+        let mut buf = vec![0u8; RAW_READ];
         let warm = Instant::now();
         while warm.elapsed() < secs(p.warm) {
             if s.read(&mut buf).await? == 0 {
@@ -569,13 +577,12 @@ mod raw {
 
     async fn send(p: &Params) -> R<Sample> {
         let (mut s, _) = open(p.addr).await?;
-        let (batch, per) = frames::frame_batch(p.size, true, RAW_IO);
+        let (batch, per) = frames::frame_batch(p.size, true, RAW_WRITE);
         let w = Window::open();
         let mut n = 0u64;
         while w.elapsed() < secs(p.secs) {
-            // At most 256 KiB a call, also for a 1 MiB frame (measured:
-            // as fast here as one 1 MiB write).
-            for piece in batch.chunks(RAW_IO) {
+            // At most 512 KiB a call, also for a 1 MiB frame.
+            for piece in batch.chunks(RAW_WRITE) {
                 s.write_all(piece).await?;
             }
             n += per as u64;
