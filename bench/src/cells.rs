@@ -139,6 +139,32 @@ const IDLE_WARM: usize = 64;
 /// The raw TCP client's largest read (as `wsclient`'s socket reads).
 const RAW_READ: usize = 256 << 10;
 
+/// Frames from this size on are read by the raw TCP client one whole frame
+/// per read, with `SO_RCVLOWAT` at the frame's length (`wsclient`'s socket
+/// reads frames from 128 KiB on so).
+const RAW_LARGE_FRAME: usize = 128 << 10;
+
+/// `SO_RCVLOWAT`: `s` reports itself readable once `bytes` are waiting.
+fn set_read_low_water(s: &TcpStream, bytes: usize) -> R<()> {
+    use std::os::fd::AsRawFd;
+    let v = libc::c_int::try_from(bytes)?;
+    // SAFETY: a valid socket descriptor, and a pointer to a c_int with its
+    // size, as `setsockopt` requires for `SO_RCVLOWAT`.
+    let rc = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVLOWAT,
+            (&raw const v).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error().into());
+    }
+    Ok(())
+}
+
 /// The raw TCP client's write batch: frames up to this size per call, and a
 /// 1 MiB frame in two calls, as `wsclient` writes with its default
 /// `write_buffer_size`: the same bytes in the same writes, less the
@@ -554,8 +580,17 @@ mod raw {
 
     async fn recv(p: &Params) -> R<Sample> {
         let (mut s, _) = open(p.addr).await?;
-        let frame = (frames::header_len(p.size, false) + p.size) as f64;
-        let mut buf = vec![0u8; RAW_READ];
+        let frame_len = frames::header_len(p.size, false) + p.size;
+        let frame = frame_len as f64;
+        // Large frames as `wsclient`'s socket reads them: a read of the
+        // whole frame, woken only when all of it is there.
+        let read_len = if frame_len >= RAW_LARGE_FRAME {
+            set_read_low_water(&s, frame_len)?;
+            frame_len
+        } else {
+            RAW_READ
+        };
+        let mut buf = vec![0u8; read_len];
         let warm = Instant::now();
         while warm.elapsed() < secs(p.warm) {
             if s.read(&mut buf).await? == 0 {
