@@ -717,8 +717,10 @@ fn markdown(res: &Results, cfg: &Config, invoked: &str, load: &str, took: Durati
          queue is full (`SendFailure::BufferFull`, the default 16 MiB limit) waits for \
          `on_buffer_drain`, the seed's onBufferFull/onBufferDrain idiom. fastwebsockets reads \
          through \
-         `FragmentCollector`. raw TCP: the same bytes with no WebSocket code (256 KiB writes \
-         of pre-built frames, 256 KiB reads).",
+         `FragmentCollector`. raw TCP: the same bytes with no WebSocket code, in the same \
+         system calls as wsclient's socket: 512 KiB writes of pre-built frames (its write \
+         batch), 256 KiB reads, and frames from 128 KiB on read whole, one read each, with \
+         `SO_RCVLOWAT` at the frame's length.",
     );
     let _ = writeln!(
         o,
