@@ -144,27 +144,6 @@ const RAW_READ: usize = 256 << 10;
 /// reads frames from 128 KiB on so).
 const RAW_LARGE_FRAME: usize = 128 << 10;
 
-/// `SO_RCVLOWAT`: `s` reports itself readable once `bytes` are waiting.
-fn set_read_low_water(s: &TcpStream, bytes: usize) -> R<()> {
-    use std::os::fd::AsRawFd;
-    let v = libc::c_int::try_from(bytes)?;
-    // SAFETY: a valid socket descriptor, and a pointer to a c_int with its
-    // size, as `setsockopt` requires for `SO_RCVLOWAT`.
-    let rc = unsafe {
-        libc::setsockopt(
-            s.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVLOWAT,
-            (&raw const v).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error().into());
-    }
-    Ok(())
-}
-
 /// The raw TCP client's write batch: frames up to this size per call, and a
 /// 1 MiB frame in two calls, as `wsclient` writes with its default
 /// `write_buffer_size`: the same bytes in the same writes, less the
@@ -587,7 +566,7 @@ mod raw {
         // Large frames as `wsclient`'s socket reads them: a read of the
         // whole frame, woken only when all of it is there.
         let read_len = if frame_len >= RAW_LARGE_FRAME {
-            set_read_low_water(&s, frame_len)?;
+            crate::sys::set_read_low_water(&s, frame_len)?;
             frame_len
         } else {
             RAW_READ

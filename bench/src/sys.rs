@@ -170,6 +170,28 @@ pub fn set_congestion_control(sock: &impl std::os::fd::AsFd, name: &str) -> io::
         .map_err(|e| io::Error::new(e.kind(), format!("TCP congestion control {name:?}: {e}")))
 }
 
+/// Sets a socket's read low-water mark (`SO_RCVLOWAT`): it reports itself
+/// readable once `bytes` are waiting (socket2 has no setter for it).
+pub fn set_read_low_water(sock: &impl std::os::fd::AsRawFd, bytes: usize) -> io::Result<()> {
+    let v = libc::c_int::try_from(bytes)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "low-water mark too large"))?;
+    // SAFETY: a descriptor the caller's socket owns, borrowed for the call,
+    // and a pointer to a live c_int with its size, as SO_RCVLOWAT takes.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVLOWAT,
+            (&raw const v).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// The system's default TCP congestion control (Linux), if readable.
 pub fn default_congestion_control() -> Option<String> {
     std::fs::read_to_string("/proc/sys/net/ipv4/tcp_congestion_control")
@@ -197,5 +219,26 @@ mod tests {
         assert!(e.to_string().contains("no-such-algorithm"), "{e}");
         assert_eq!(congestion_control(&sock), "reno");
         assert!(default_congestion_control().is_some_and(|d| !d.is_empty()));
+    }
+
+    #[test]
+    fn the_read_low_water_mark_is_set() {
+        use std::os::fd::AsRawFd;
+        let sock = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        set_read_low_water(&sock, 300_000).unwrap();
+        let mut v: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: a live descriptor, a c_int and its size.
+        let rc = unsafe {
+            libc::getsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVLOWAT,
+                (&raw mut v).cast(),
+                &raw mut len,
+            )
+        };
+        assert_eq!((rc, v), (0, 300_000));
+        assert!(set_read_low_water(&sock, usize::MAX).is_err());
     }
 }

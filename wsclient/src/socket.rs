@@ -32,6 +32,9 @@ const MIN_READ: usize = 4 << 10;
 /// received nothing yet, or gave its buffer back when drained): on the
 /// stack, large enough for most single messages to arrive in one read.
 const PROBE: usize = 8 << 10;
+/// The default [`SocketConfig::write_buffer_size`]; the event client's
+/// connection takes queued messages up to the same batch.
+pub(crate) const DEFAULT_WRITE_BUFFER: usize = 512 << 10;
 /// The largest read size hint (frames larger than this still fit: the
 /// buffer is sized to the frame, within `max_frame_size`).
 const MAX_READ: usize = 256 << 10;
@@ -59,7 +62,7 @@ pub struct SocketConfig {
     /// 6.18.44-fc-v1300), A/B with the same library against 256 KiB
     /// batches, 8 interleaved pairs each, 1 KiB messages went 1.165× as
     /// fast (284 against 333 ns of CPU each) and 64 KiB messages 1.22×
-    /// (8 of 8); 1 MiB batches were no faster than 512 KiB ones. 256 KiB
+    /// (8 of 8); 1 MiB batches sent 64 KiB messages no faster. 256 KiB
     /// had itself been 1.24× and 1.30× as fast as 64 KiB; on an earlier
     /// build of the same VM (v657) 64 KiB batches had measured faster: set
     /// it lower for a link where that holds, or to bound the memory of
@@ -71,7 +74,7 @@ impl Default for SocketConfig {
     fn default() -> Self {
         SocketConfig {
             close_timeout: Duration::from_secs(5),
-            write_buffer_size: 512 << 10,
+            write_buffer_size: DEFAULT_WRITE_BUFFER,
         }
     }
 }
