@@ -428,6 +428,92 @@ async fn send_queue_is_bounded_and_reports_full_and_drain() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_send_queue_holds_1_mib_and_takes_any_message_when_empty() {
+    assert_eq!(wsclient::events::DEFAULT_MAX_SEND_BUFFER, 1 << 20);
+    // A server that completes the TCP handshake (the kernel's backlog) but
+    // never answers the upgrade: nothing is written meanwhile.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("ws://{}/", silent.local_addr().unwrap());
+    let conn = Client::new(&url).unwrap().connect();
+    let chunk = vec![0u8; 64 << 10];
+    let mut accepted = 0usize;
+    let refused = loop {
+        match conn.send_binary(chunk.clone()) {
+            Ok(()) => accepted += 1,
+            Err(e) => break e,
+        }
+        assert!(accepted <= 16, "more than 1 MiB queued by default");
+    };
+    assert_eq!(refused.reason, SendFailure::BufferFull);
+    assert_eq!(accepted, 16, "1 MiB of 64 KiB messages fits");
+    assert_eq!(conn.stats().queue_bytes, 1 << 20);
+    conn.close();
+    tokio::time::timeout(Duration::from_secs(8), conn.finished())
+        .await
+        .unwrap();
+    // A message larger than the limit is taken into an empty queue.
+    let conn = Client::new(&url).unwrap().connect();
+    conn.send_binary(vec![0u8; 3 << 20])
+        .expect("an empty queue takes a 3 MiB message");
+    let refused = conn.send("more").unwrap_err();
+    assert_eq!(refused.reason, SendFailure::BufferFull);
+    conn.close();
+    tokio::time::timeout(Duration::from_secs(8), conn.finished())
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_or_reconnect_while_connecting_acts_at_once() {
+    // The upgrade is never answered: without looking at commands while
+    // connecting, both would wait for the 10 s handshake timeout.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("ws://{}/", silent.local_addr().unwrap());
+    let log = log();
+    let mut ws = Client::new(&url).unwrap();
+    let l = log.clone();
+    ws.on_connect(move |_| push(&l, "tcp"));
+    let l = log.clone();
+    ws.on_reconnect(move |_, attempt, _| push(&l, format!("reconnect {attempt}")));
+    let l = log.clone();
+    ws.on_close(move |_| push(&l, "close"));
+    let l = log.clone();
+    ws.on_undelivered(move |_, msgs| push(&l, format!("undelivered {}", msgs.len())));
+    let conn = ws.connect();
+    wait_for(&log, "the TCP connection", |l| l.iter().any(|e| e == "tcp")).await;
+    conn.send("queued while connecting").unwrap();
+    conn.reconnect(Duration::from_millis(1));
+    tokio::time::timeout(
+        Duration::from_secs(3),
+        wait_for(&log, "the reconnect", |l| {
+            l.iter().any(|e| e == "reconnect 1")
+        }),
+    )
+    .await
+    .expect("a reconnect while connecting ends the attempt at once");
+    wait_for(&log, "the second TCP connection", |l| {
+        l.iter().filter(|e| *e == "tcp").count() == 2
+    })
+    .await;
+    conn.close();
+    tokio::time::timeout(Duration::from_secs(3), conn.finished())
+        .await
+        .expect("a close while connecting ends the connection at once");
+    assert_eq!(
+        snapshot(&log),
+        [
+            "tcp",
+            "close",
+            "reconnect 1",
+            "tcp",
+            "close",
+            "undelivered 1"
+        ],
+        "the message queued while connecting is kept across the reconnect and handed back"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queue_survives_reconnect_and_before_connect_refreshes_url() {
     let peer = Peer::start(PeerKind::Node, &PeerOptions::default());
     let good = peer.url("/echo?token=2");

@@ -19,6 +19,14 @@ use crate::message::Message;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
+/// The send queue's default limit in payload bytes: 1 MiB, Workerman's
+/// default `maxSendBufferSize`. Per connection, so 100,000 connections
+/// queue at most ~100 GiB rather than 1.6 TiB with the 16 MiB of before.
+/// A producer that sends until `BufferFull` (A/B against 16 MiB, 6
+/// interleaved rounds each): send 16 B 1.05x (6 of 6), 1 KiB 0.99x,
+/// 64 KiB 1.05x.
+pub const DEFAULT_MAX_SEND_BUFFER: usize = 1 << 20;
+
 /// The heartbeat and queue settings of an event-driven client.
 #[derive(Clone)]
 pub(crate) struct Settings {
@@ -81,7 +89,7 @@ impl Client {
             },
             callbacks: Callbacks::default(),
             send_type: SendType::Text,
-            max_send_buffer: 16 << 20,
+            max_send_buffer: DEFAULT_MAX_SEND_BUFFER,
         })
     }
 
@@ -132,9 +140,12 @@ impl Client {
         self
     }
 
-    /// The send queue's limit in payload bytes (default 16 MiB): beyond it
-    /// `send` returns the message with [`super::SendFailure::BufferFull`]
-    /// and `on_buffer_full` fires.
+    /// The send queue's limit in payload bytes (default 1 MiB,
+    /// [`DEFAULT_MAX_SEND_BUFFER`], Workerman's `maxSendBufferSize`):
+    /// beyond it `send` returns the message with
+    /// [`super::SendFailure::BufferFull`] and `on_buffer_full` fires;
+    /// `on_buffer_drain` fires once half of it is written. A message is
+    /// always taken into an empty queue, whatever its size.
     pub fn max_send_buffer(&mut self, bytes: usize) -> &mut Self {
         self.max_send_buffer = bytes;
         self

@@ -311,7 +311,9 @@ impl Conn {
     }
 
     /// Closes the connection with 1000 (normal); no automatic reconnect
-    /// follows (a [`Conn::reconnect`] from `on_close` still does).
+    /// follows (a [`Conn::reconnect`] from `on_close` still does). While
+    /// connecting, the attempt ends at once (no close frame: there is no
+    /// WebSocket yet), not after the connect's timeouts.
     pub fn close(&self) {
         let _ = self
             .shared
@@ -329,7 +331,7 @@ impl Conn {
 
     /// Connects again after `delay` (the seed's `reConnect`): from
     /// `on_close` it starts the next attempt; on an open connection it
-    /// closes it first.
+    /// closes it first; while connecting, it ends the attempt at once.
     pub fn reconnect(&self, delay: Duration) {
         *lock(&self.shared.reconnect_request) = Some(delay);
         let _ = self.shared.inbox.push(Command::Reconnect);

@@ -17,7 +17,7 @@ mod inbox;
 pub mod reconnect;
 mod task;
 
-pub use client::Client;
+pub use client::{Client, DEFAULT_MAX_SEND_BUFFER};
 pub use conn::{Conn, ConnState, SendError, SendFailure, SendType, Stats};
 pub use handler::Handler;
 pub use host::{live_connections, run_all, shutdown};

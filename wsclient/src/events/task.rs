@@ -90,11 +90,19 @@ pub(crate) fn run(
                 // is several KiB and lives only while connecting; inline, it
                 // would size the connection's task for its whole life.
                 let end = 'attempt: {
-                    let mut session =
-                        match Box::pin(open(&options, &settings, &mut cb, &conn)).await {
-                            Ok(session) => session,
-                            Err(end) => break 'attempt end,
-                        };
+                    let mut session = match Box::pin(open_or_interrupt(
+                        &options,
+                        &settings,
+                        &mut cb,
+                        &conn,
+                        &mut rx,
+                        &mut pending,
+                    ))
+                    .await
+                    {
+                        Ok(session) => session,
+                        Err(end) => break 'attempt end,
+                    };
                     session.start(&mut cb, &mut pending);
                     // A poll function over the session's own state rather
                     // than an `async` loop, whose locals would be a second
@@ -203,6 +211,71 @@ fn give_back(cb: &mut Callbacks, conn: &Conn, lost: Vec<Message>) {
     let bytes: usize = lost.iter().map(Message::len).sum();
     conn.shared().inbox.release(lost.len(), bytes);
     cb.on_undelivered(conn, lost);
+}
+
+/// Connects ([`open`]) while looking at the commands that come meanwhile
+/// ([`interrupt`]): a close or a reconnect ends the attempt now rather than
+/// after the connect's timeouts.
+async fn open_or_interrupt<'a>(
+    options: &ConnectOptions,
+    settings: &'a Settings,
+    cb: &mut Callbacks,
+    conn: &'a Conn,
+    rx: &mut Receiver,
+    pending: &mut VecDeque<Message>,
+) -> Result<Session<'a>, End> {
+    let mut paused = None;
+    let opened = tokio::select! {
+        biased;
+        end = interrupt(conn, rx, pending, &mut paused) => Err(end),
+        r = open(options, settings, cb, conn) => r,
+    };
+    opened.map(|mut session| {
+        if let Some(p) = paused {
+            session.paused = p;
+        }
+        session
+    })
+}
+
+/// Takes the commands that come while connecting: sends wait in `pending`
+/// (still counted in the queue) and pause/resume in `paused`, for the
+/// session; a close ends the attempt and the connection, a reconnect asked
+/// for with [`Conn::reconnect`] ends the attempt (the reconnect follows).
+/// Pending until then.
+async fn interrupt(
+    conn: &Conn,
+    rx: &mut Receiver,
+    pending: &mut VecDeque<Message>,
+    paused: &mut Option<bool>,
+) -> End {
+    loop {
+        match rx.recv().await {
+            Command::Send(m) => pending.push_back(m),
+            Command::Close(_) => {
+                return End {
+                    error: None,
+                    outcome: Outcome::LocalClose,
+                    opened_for: None,
+                    finish: true,
+                };
+            }
+            Command::Reconnect => {
+                if Conn::lock(&conn.shared().reconnect_request).is_some() {
+                    return End {
+                        error: None,
+                        outcome: Outcome::LocalClose,
+                        opened_for: None,
+                        finish: false,
+                    };
+                }
+            }
+            Command::PauseRecv => *paused = Some(true),
+            Command::ResumeRecv => *paused = Some(false),
+            // A full queue is announced once the session starts.
+            Command::Wake => {}
+        }
+    }
 }
 
 /// Sleeps before a reconnect while keeping queued messages; false when a
