@@ -153,12 +153,6 @@ const RAW_LARGE_FRAME: usize = 128 << 10;
 /// (0.81x at 1 KiB, 1.25x at 64 KiB, 6 pairs each).
 const RAW_WRITE: usize = 512 << 10;
 
-/// Payload bytes the event client's producer queues between two yields
-/// to the connection's task. Not tuned to the library's 512 KiB write
-/// batch: yielding every 512 KiB measured send 64 KiB 1.11x, 1 MiB 1.01x,
-/// 1 KiB 0.91x against this (8 interleaved pairs each).
-const YIELD_EVERY: usize = 256 << 10;
-
 /// Messages between two clock reads (about 64 KiB of payload).
 fn check_every(size: usize) -> usize {
     (65_536 / (size + 14)).clamp(1, 1024)
@@ -854,10 +848,12 @@ mod events {
             .ok_or_else(|| "the stream ended before the window did".into())
     }
 
-    /// Sends through the queue, yielding every ~256 KiB of payload, and
-    /// when the queue is full waits for `on_buffer_drain` (the seed's
-    /// onBufferFull / onBufferDrain); at the end closes (the close follows every queued message) and waits for
-    /// the close handshake. A queue that never drains is an error.
+    /// Sends through the queue as fast as it takes messages, and when it
+    /// is full waits for `on_buffer_drain` (the seed's onBufferFull /
+    /// onBufferDrain), as the socket clients' producers wait only when
+    /// their sink is not ready: no yields of its own. At the end closes
+    /// (the close follows every queued message) and waits for the close
+    /// handshake. A queue that never drains is an error.
     async fn send(p: &Params) -> R<Sample> {
         let (mut c, sig) = client(p.addr)?;
         let drain = Arc::new(Notify::new());
@@ -869,10 +865,7 @@ mod events {
         let k = check_every(p.size);
         let w = Window::open();
         let mut n = 0u64;
-        // Queue until the queue is full, then wait for it to drain (the
-        // seed's onBufferFull / onBufferDrain): the connection task runs
-        // while this one waits, and at each yield below.
-        let mut since_yield = 0usize;
+        // The connection task runs while this one waits for the drain.
         loop {
             for _ in 0..k {
                 loop {
@@ -890,13 +883,6 @@ mod events {
             n += k as u64;
             if w.elapsed() >= secs(p.secs) {
                 break;
-            }
-            // A turn for the connection's task every ~256 KiB, as a
-            // producer sharing its runtime gives.
-            since_yield += k * p.size;
-            if since_yield >= YIELD_EVERY {
-                since_yield = 0;
-                tokio::task::yield_now().await;
             }
         }
         // The close goes out after every message queued before it.

@@ -713,9 +713,9 @@ fn markdown(res: &Results, cfg: &Config, invoked: &str, load: &str, took: Durati
          `TcpStream` set up here); default limits (64 MiB messages, 16 MiB frames or more) \
          all admit 1 MiB. Sending uses each library's buffered path (`Sink::feed`; \
          fastwebsockets has none and writes every frame); the event client queues with \
-         `Conn::send_binary`, yielding to the connection's task every ~256 KiB, and when the \
-         queue is full (`SendFailure::BufferFull`, the default 16 MiB limit) waits for \
-         `on_buffer_drain`, the seed's onBufferFull/onBufferDrain idiom. fastwebsockets reads \
+         `Conn::send_binary` with no yields of its own, and when the queue is full \
+         (`SendFailure::BufferFull`, the default 1 MiB limit) waits for `on_buffer_drain`, \
+         the seed's onBufferFull/onBufferDrain idiom. fastwebsockets reads \
          through \
          `FragmentCollector`. raw TCP: the same bytes with no WebSocket code, in the same \
          system calls as wsclient's socket: 512 KiB writes of pre-built frames (its write \
