@@ -595,8 +595,8 @@ async fn pause_and_resume_receiving() {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let (up_tx, mut up_rx) = mpsc::unbounded_channel();
     let mut ws = Client::new(&peer.url("/echo")).unwrap();
-    // Without `on_connect`, the addresses are looked up while the server
-    // answers the upgrade: they are there by `on_websocket_connect`.
+    // Without `on_connect`, the addresses are looked up when asked for:
+    // they are there in `on_websocket_connect`.
     ws.on_websocket_connect(move |conn, _| {
         let _ = up_tx.send((conn.remote_addr(), conn.local_addr()));
     });
@@ -632,6 +632,55 @@ async fn pause_and_resume_receiving() {
         .await
         .unwrap();
     assert_eq!(conn.close_code(), Some(wsclient::CloseCode(4000)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn addresses_are_the_sockets_while_connected_and_gone_after() {
+    use tokio::io::AsyncWriteExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server_addr = listener.local_addr().unwrap();
+    let (seen_tx, seen_rx) = tokio::sync::oneshot::channel();
+    let server = tokio::spawn(async move {
+        let (mut io, client_addr) = listener.accept().await.unwrap();
+        let request = support::read_request(&mut io).await;
+        io.write_all(&support::response_101(request.key()))
+            .await
+            .unwrap();
+        let _ = seen_tx.send(client_addr);
+        // Holds the connection until the client closes it, answers its
+        // close and ends the TCP connection (the server's part).
+        let close = support::read_close(&mut io, request.leftover).await;
+        assert!(close.is_some(), "the client's close frame");
+        io.write_all(&support::close_frame(1000, "")).await.unwrap();
+    });
+    let conn = Client::new(&format!("ws://{server_addr}/"))
+        .unwrap()
+        .connect();
+    let client_addr = tokio::time::timeout(Duration::from_secs(5), seen_rx)
+        .await
+        .unwrap()
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while conn.state() != wsclient::events::ConnState::Open {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the connection opens");
+    // Asked from another thread than the connection's task's.
+    let c = conn.clone();
+    let (remote, local) = std::thread::spawn(move || (c.remote_addr(), c.local_addr()))
+        .join()
+        .unwrap();
+    assert_eq!(remote, Some(server_addr));
+    assert_eq!(local, Some(client_addr), "the address the server sees");
+    conn.close();
+    tokio::time::timeout(Duration::from_secs(5), conn.finished())
+        .await
+        .unwrap();
+    assert_eq!(conn.remote_addr(), None, "no address once closed");
+    assert_eq!(conn.local_addr(), None);
+    server.await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

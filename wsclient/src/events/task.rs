@@ -116,7 +116,7 @@ pub(crate) fn run(
                     let end = Box::pin(session.finish(result)).await;
                     session.close(end, &mut pending)
                 };
-                *Conn::lock(&conn.shared().addrs) = (None, None);
+                Conn::lock(&conn.shared().addrs).clear();
                 if let Some(e) = &end.error {
                     tracing::debug!(conn = conn.shared().id, error = %e, code = e.code(), "connection error");
                     cb.on_error(&conn, e);
@@ -305,33 +305,24 @@ async fn open<'a>(
     cb: &mut Callbacks,
     conn: &'a Conn,
 ) -> Result<Session<'a>, End> {
-    // The addresses (two system calls) are looked up once the upgrade
-    // request is out, while the server answers, unless `on_connect`, which
-    // comes before the request, may ask for them.
+    // The addresses are looked up when asked for (`Addrs`), but at once
+    // for `on_connect`, which comes before the session exists.
     let early = cb.on_connect.is_some() || cb.handler.is_some();
-    let note_addrs = |io: &MaybeTlsStream| {
-        *Conn::lock(&conn.shared().addrs) = (io.peer_addr().ok(), io.local_addr().ok());
-    };
     let result = options
         .connect_hooked(
             |io| {
                 if early {
-                    note_addrs(io);
+                    Conn::lock(&conn.shared().addrs).note(io);
                 }
                 cb.on_connect(conn);
             },
-            |io| {
-                if !early {
-                    note_addrs(io);
-                }
-            },
+            |_| {},
         )
         .await;
     let (ws, response) = result.map_err(End::failed)?;
-    conn.set_state(ConnState::Open);
-    tracing::info!(conn = conn.id(), url = options.url(), "connected");
-    cb.on_websocket_connect(conn, &response);
-    Ok(Session {
+    // Made before the callback: if it panics, the session's `Drop` still
+    // takes the lent socket back.
+    let session = Session {
         ws,
         settings,
         conn,
@@ -344,7 +335,12 @@ async fn open<'a>(
         ping: None,
         pong_deadline: None,
         opened: now_us(),
-    })
+    };
+    Conn::lock(&conn.shared().addrs).lend(session.ws.get_ref());
+    conn.set_state(ConnState::Open);
+    tracing::info!(conn = conn.id(), url = options.url(), "connected");
+    cb.on_websocket_connect(conn, &response);
+    Ok(session)
 }
 
 /// Messages handed to callbacks per wake-up before commands, timers and
@@ -382,6 +378,13 @@ struct Session<'a> {
     pong_deadline: Option<Pin<Box<Sleep>>>,
     /// When the connection opened, in µs since the epoch.
     opened: u64,
+}
+
+/// Takes the lent socket back (see `Addrs`) before the socket closes.
+impl Drop for Session<'_> {
+    fn drop(&mut self) {
+        Conn::lock(&self.conn.shared().addrs).clear();
+    }
 }
 
 impl Session<'_> {
