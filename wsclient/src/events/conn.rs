@@ -146,31 +146,27 @@ pub(crate) struct Shared {
     pub finished_notify: Notify,
 }
 
-/// The open connection's addresses. On Unix they are looked up from its
-/// socket when first asked for, not at every connect: two system calls,
-/// about 2 µs of client CPU per connect on the benchmark's VM (A/B, 10 and
-/// 12 interleaved rounds: −1.9 and −2.3 µs), for what few programs ask.
+/// Where the open connection's addresses come from. On Unix they are
+/// looked up from its socket each time they are asked for, not at every
+/// connect: two system calls, about 2 µs of client CPU per connect on the
+/// benchmark's VM (A/B, 10 and 12 interleaved rounds: −1.9 and −2.3 µs),
+/// for what few programs ask; and 8 bytes per connection where the two
+/// addresses took 64.
 #[derive(Debug, Default)]
 pub(crate) struct Addrs {
-    remote: Option<SocketAddr>,
-    local: Option<SocketAddr>,
-    /// The open session's TCP socket, while the session holds it: lent
+    /// The socket, while a session holds it (or `on_connect` runs): lent
     /// and taken back under the lock this lives in, and taken back before
-    /// the socket is closed ([`Addrs::clear`] in the session's `Drop`).
+    /// the socket is closed ([`Addrs::clear`], in the session's `Drop`).
     #[cfg(unix)]
     socket: Option<std::os::fd::RawFd>,
+    /// Elsewhere, the addresses themselves, looked up when lent.
+    #[cfg(not(unix))]
+    known: (Option<SocketAddr>, Option<SocketAddr>),
 }
 
 impl Addrs {
-    /// Looks both addresses up now (for `on_connect`, which comes before
-    /// a session exists).
-    pub(crate) fn note(&mut self, io: &crate::transport::MaybeTlsStream) {
-        self.remote = io.peer_addr().ok();
-        self.local = io.local_addr().ok();
-    }
-
-    /// Lends the session's socket, to look the addresses up from when
-    /// asked (elsewhere than Unix: looks them up now).
+    /// Lends the connection's socket, to look the addresses up from
+    /// (elsewhere than Unix: looks them up now).
     pub(crate) fn lend(&mut self, io: &crate::transport::MaybeTlsStream) {
         #[cfg(unix)]
         {
@@ -178,48 +174,38 @@ impl Addrs {
             self.socket = Some(io.tcp().as_raw_fd());
         }
         #[cfg(not(unix))]
-        if self.remote.is_none() {
-            self.note(io);
+        {
+            self.known = (io.peer_addr().ok(), io.local_addr().ok());
         }
     }
 
-    /// Forgets the addresses and the lent socket (the connection ended).
+    /// Takes the socket back (and forgets the addresses).
     pub(crate) fn clear(&mut self) {
         *self = Addrs::default();
     }
 
-    fn remote(&mut self) -> Option<SocketAddr> {
+    /// The remote (`true`) or local address.
+    fn get(&self, remote: bool) -> Option<SocketAddr> {
         #[cfg(unix)]
-        if self.remote.is_none() {
-            self.remote = self.look_up(true);
+        {
+            let fd = self.socket?;
+            // SAFETY: `fd` is the open connection's socket. It is lent and
+            // taken back under the lock the caller holds (`&self` is
+            // behind it), and taken back before the socket can be closed,
+            // so it stays open for this borrow, which ends with this call.
+            let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+            let socket = socket2::SockRef::from(&fd);
+            let addr = if remote {
+                socket.peer_addr()
+            } else {
+                socket.local_addr()
+            };
+            addr.ok()?.as_socket()
         }
-        self.remote
-    }
-
-    fn local(&mut self) -> Option<SocketAddr> {
-        #[cfg(unix)]
-        if self.local.is_none() {
-            self.local = self.look_up(false);
+        #[cfg(not(unix))]
+        {
+            if remote { self.known.0 } else { self.known.1 }
         }
-        self.local
-    }
-
-    /// One address of the lent socket (`getpeername` or `getsockname`).
-    #[cfg(unix)]
-    fn look_up(&self, remote: bool) -> Option<SocketAddr> {
-        let fd = self.socket?;
-        // SAFETY: `fd` is the open session's socket. It is lent and taken
-        // back under the lock the caller holds (`&self` is behind it), and
-        // the session takes it back before the socket can be closed, so
-        // it stays open for this borrow, which ends with this call.
-        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-        let socket = socket2::SockRef::from(&fd);
-        let addr = if remote {
-            socket.peer_addr()
-        } else {
-            socket.local_addr()
-        };
-        addr.ok()?.as_socket()
     }
 }
 
@@ -433,18 +419,19 @@ impl Conn {
         ConnState::from_u8(self.shared.state.load(Ordering::Acquire))
     }
 
-    /// The server's address (a proxy's, through one), while connected;
-    /// looked up when first asked for.
+    /// The server's address (a proxy's, through one), while connected
+    /// (from `on_connect` on, when set, and again from
+    /// `on_websocket_connect` on); looked up when asked for.
     #[must_use]
     pub fn remote_addr(&self) -> Option<SocketAddr> {
-        lock(&self.shared.addrs).remote()
+        lock(&self.shared.addrs).get(true)
     }
 
-    /// Our local address, while connected; looked up when first asked
-    /// for.
+    /// Our local address, while connected (as [`Conn::remote_addr`]);
+    /// looked up when asked for.
     #[must_use]
     pub fn local_addr(&self) -> Option<SocketAddr> {
-        lock(&self.shared.addrs).local()
+        lock(&self.shared.addrs).get(false)
     }
 
     /// The close frame the server sent last, if any.

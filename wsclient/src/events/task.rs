@@ -305,16 +305,18 @@ async fn open<'a>(
     cb: &mut Callbacks,
     conn: &'a Conn,
 ) -> Result<Session<'a>, End> {
-    // The addresses are looked up when asked for (`Addrs`), but at once
-    // for `on_connect`, which comes before the session exists.
+    // The addresses are looked up from the socket when asked for
+    // (`Addrs`): it is lent for `on_connect` (the stream may be dropped
+    // after it, if the upgrade fails) and then to the session.
     let early = cb.on_connect.is_some() || cb.handler.is_some();
     let result = options
         .connect_hooked(
             |io| {
                 if early {
-                    Conn::lock(&conn.shared().addrs).note(io);
+                    Conn::lock(&conn.shared().addrs).lend(io);
+                    cb.on_connect(conn);
+                    Conn::lock(&conn.shared().addrs).clear();
                 }
-                cb.on_connect(conn);
             },
             |_| {},
         )
