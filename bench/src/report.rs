@@ -714,7 +714,7 @@ fn markdown(res: &Results, cfg: &Config, invoked: &str, load: &str, took: Durati
          all admit 1 MiB. Sending uses each library's buffered path (`Sink::feed`; \
          fastwebsockets has none and writes every frame); the event client queues with \
          `Conn::send_binary` with no yields of its own, and when the queue is full \
-         (`SendFailure::BufferFull`, the default 1 MiB limit) waits for `on_buffer_drain`, \
+         (`SendFailure::BufferFull`, the default 16 MiB limit) waits for `on_buffer_drain`, \
          the seed's onBufferFull/onBufferDrain idiom. fastwebsockets reads \
          through \
          `FragmentCollector`. raw TCP: the same bytes with no WebSocket code, in the same \

@@ -428,33 +428,36 @@ async fn send_queue_is_bounded_and_reports_full_and_drain() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_default_send_queue_holds_1_mib_and_takes_any_message_when_empty() {
-    assert_eq!(wsclient::events::DEFAULT_MAX_SEND_BUFFER, 1 << 20);
+async fn the_default_send_queue_holds_16_mib_and_an_empty_one_takes_any_message() {
+    assert_eq!(wsclient::events::DEFAULT_MAX_SEND_BUFFER, 16 << 20);
     // A server that completes the TCP handshake (the kernel's backlog) but
     // never answers the upgrade: nothing is written meanwhile.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("ws://{}/", silent.local_addr().unwrap());
     let conn = Client::new(&url).unwrap().connect();
-    let chunk = vec![0u8; 64 << 10];
+    // One buffer, shared by every message: 16 MiB queued, 1 MiB held.
+    let chunk = bytes::Bytes::from(vec![0u8; 1 << 20]);
     let mut accepted = 0usize;
     let refused = loop {
         match conn.send_binary(chunk.clone()) {
             Ok(()) => accepted += 1,
             Err(e) => break e,
         }
-        assert!(accepted <= 16, "more than 1 MiB queued by default");
+        assert!(accepted <= 16, "more than 16 MiB queued by default");
     };
     assert_eq!(refused.reason, SendFailure::BufferFull);
-    assert_eq!(accepted, 16, "1 MiB of 64 KiB messages fits");
-    assert_eq!(conn.stats().queue_bytes, 1 << 20);
+    assert_eq!(accepted, 16, "16 MiB of 1 MiB messages fits");
+    assert_eq!(conn.stats().queue_bytes, 16 << 20);
     conn.close();
     tokio::time::timeout(Duration::from_secs(8), conn.finished())
         .await
         .unwrap();
     // A message larger than the limit is taken into an empty queue.
-    let conn = Client::new(&url).unwrap().connect();
+    let mut ws = Client::new(&url).unwrap();
+    ws.max_send_buffer(1 << 20);
+    let conn = ws.connect();
     conn.send_binary(vec![0u8; 3 << 20])
-        .expect("an empty queue takes a 3 MiB message");
+        .expect("an empty queue takes a message over its limit");
     let refused = conn.send("more").unwrap_err();
     assert_eq!(refused.reason, SendFailure::BufferFull);
     conn.close();

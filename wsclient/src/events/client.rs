@@ -19,13 +19,12 @@ use crate::message::Message;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
-/// The send queue's default limit in payload bytes: 1 MiB, Workerman's
-/// default `maxSendBufferSize`. Per connection, so 100,000 connections
-/// queue at most ~100 GiB rather than 1.6 TiB with the 16 MiB of before.
-/// A producer that sends until `BufferFull` (A/B against 16 MiB, 6
-/// interleaved rounds each): send 16 B 1.05x (6 of 6), 1 KiB 0.99x,
-/// 64 KiB 1.05x.
-pub const DEFAULT_MAX_SEND_BUFFER: usize = 1 << 20;
+/// The send queue's default limit in payload bytes: 16 MiB, so that a
+/// program may queue a burst of several megabytes (and `unwrap` each
+/// send) without meeting `BufferFull`. Workerman's `maxSendBufferSize`
+/// defaults to 1 MiB; a program holding many connections may want that
+/// ([`Client::max_send_buffer`]): the queue is per connection.
+pub const DEFAULT_MAX_SEND_BUFFER: usize = 16 << 20;
 
 /// The heartbeat and queue settings of an event-driven client.
 #[derive(Clone)]
@@ -140,8 +139,8 @@ impl Client {
         self
     }
 
-    /// The send queue's limit in payload bytes (default 1 MiB,
-    /// [`DEFAULT_MAX_SEND_BUFFER`], Workerman's `maxSendBufferSize`):
+    /// The send queue's limit in payload bytes (default 16 MiB,
+    /// [`DEFAULT_MAX_SEND_BUFFER`]; Workerman's `maxSendBufferSize`):
     /// beyond it `send` returns the message with
     /// [`super::SendFailure::BufferFull`] and `on_buffer_full` fires;
     /// `on_buffer_drain` fires once half of it is written. A message is
