@@ -314,8 +314,9 @@ async fn open<'a>(
             |io| {
                 if early {
                     Conn::lock(&conn.shared().addrs).lend(io);
+                    // Taken back when the callback returns, or unwinds.
+                    let _lent = Lent(conn);
                     cb.on_connect(conn);
-                    Conn::lock(&conn.shared().addrs).clear();
                 }
             },
             |_| {},
@@ -380,6 +381,15 @@ struct Session<'a> {
     pong_deadline: Option<Pin<Box<Sleep>>>,
     /// When the connection opened, in µs since the epoch.
     opened: u64,
+}
+
+/// Takes the socket lent for `on_connect` back when dropped.
+struct Lent<'a>(&'a Conn);
+
+impl Drop for Lent<'_> {
+    fn drop(&mut self) {
+        Conn::lock(&self.0.shared().addrs).clear();
+    }
 }
 
 /// Takes the lent socket back (see `Addrs`) before the socket closes.
