@@ -60,6 +60,18 @@ fn free_port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
+/// A port nobody listens on, held (bound, never listening) while the
+/// returned socket lives, as `support::refusing_port` does: a port that is
+/// only free when picked can be taken meanwhile by another test's proxy
+/// (started on a [`free_port`]), and an outgoing connection can, rarely,
+/// get it as its own end and connect to itself.
+fn refusing_port() -> (tokio::net::TcpSocket, u16) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = socket.local_addr().unwrap().port();
+    (socket, port)
+}
+
 /// A proxy server process; killed (and its temp files removed) on drop.
 struct ProxyProc {
     name: &'static str,
@@ -321,7 +333,7 @@ async fn http_connect_auth_errors() {
 async fn http_connect_refused_by_the_proxy() {
     let proxy = tinyproxy(None);
     // Nobody listens there: tinyproxy answers 500 "Unable to connect".
-    let closed = free_port();
+    let (_held, closed) = refusing_port();
     let res = connect(
         &ConnectOptions::new(format!("ws://127.0.0.1:{closed}/")).proxy(&proxy.url("http", None)),
     )
@@ -406,7 +418,7 @@ async fn socks5_errors() {
         connect(&ConnectOptions::new(peer.url("/echo")).proxy(&proxy.url("socks5", None))).await;
     assert!(matches!(proxy_err(res), ProxyError::AuthRequired));
 
-    let closed = free_port();
+    let (_held, closed) = refusing_port();
     let res = connect(
         &ConnectOptions::new(format!("ws://127.0.0.1:{closed}/"))
             .proxy(&proxy.url("socks5h", Some((USER, PASS)))),
@@ -566,7 +578,7 @@ async fn bad_proxy_settings() {
     assert!(!err.to_string().contains("secret"), "{err}");
 
     // An unreachable proxy is a TCP error naming the proxy.
-    let closed = free_port();
+    let (_held, closed) = refusing_port();
     let res = connect(
         &ConnectOptions::new("ws://127.0.0.1:9/").proxy(&format!("socks5://127.0.0.1:{closed}")),
     )
@@ -659,7 +671,8 @@ fn proxy_from_environment() {
     let wss = tls_peer(PeerKind::Node, &cert);
     let http_url = tiny.url("http", Some((USER, PASS)));
     let socks_url = socks.url("socks5h", Some((USER, PASS)));
-    let dead = format!("http://127.0.0.1:{}", free_port());
+    let (_held, dead_port) = refusing_port();
+    let dead = format!("http://127.0.0.1:{dead_port}");
     let ca: &[(&str, &Path)] = &[("WSCLIENT_ENV_CHILD_CA", &pki.ca)];
     let ws_url = ws.url("/echo");
     let wss_url = wss.url_with_host("localhost", "/echo");
