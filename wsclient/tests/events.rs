@@ -520,13 +520,10 @@ async fn close_or_reconnect_while_connecting_acts_at_once() {
 async fn queue_survives_reconnect_and_before_connect_refreshes_url() {
     let peer = Peer::start(PeerKind::Node, &PeerOptions::default());
     let good = peer.url("/echo?token=2");
-    let dead = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!(
-            "ws://127.0.0.1:{}/echo?token=1",
-            l.local_addr().unwrap().port()
-        )
-    };
+    // Refused for the test's life (a port only free when picked can be
+    // taken meanwhile).
+    let (_held, dead_port) = support::refusing_port();
+    let dead = format!("ws://127.0.0.1:{dead_port}/echo?token=1");
     let (tx, mut rx) = mpsc::unbounded_channel();
     let mut ws = Client::with_options(ConnectOptions::new(&dead)).unwrap();
     let attempts = Arc::new(Mutex::new(0));
@@ -854,10 +851,8 @@ async fn reconnect_storm_against_a_refusing_server_keeps_memory_flat() {
 async fn backoff_resets_after_a_stable_connection() {
     let peer = Peer::start(PeerKind::Python, &PeerOptions::default());
     let good = peer.url("/close-after?n=1");
-    let dead = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("ws://127.0.0.1:{}/", l.local_addr().unwrap().port())
-    };
+    let (_held, dead_port) = support::refusing_port();
+    let dead = format!("ws://127.0.0.1:{dead_port}/");
     let mut ws = Client::new(&dead).unwrap();
     let n = Arc::new(Mutex::new(0));
     let n2 = n.clone();
