@@ -595,17 +595,15 @@ impl ConnectOptions {
                 (Target::from_url(&url)?, self.request_for(&url, true))
             }
         };
-        self.handshake_at(io, &target, &request, |_| {}).await
+        self.handshake_at(io, &target, &request).await
     }
 
-    /// The upgrade over `io`; `sent` is called once the request is written,
-    /// while the server's answer is awaited.
+    /// The upgrade over `io`.
     async fn handshake_at<S>(
         &self,
         mut io: S,
         target: &Target,
         request: &RequestOptions,
-        sent: impl FnOnce(&S),
     ) -> Result<(WebSocket<S>, Response), Error>
     where
         S: AsyncRead + AsyncWrite + Unpin,
@@ -615,7 +613,6 @@ impl ConnectOptions {
             let bytes = hs::write_request(target, &key, request);
             io.write_all(&bytes).await.map_err(transport_error)?;
             io.flush().await.map_err(transport_error)?;
-            sent(&io);
             let mut buf = BytesMut::with_capacity(1024);
             let response = loop {
                 if let Some(done) = hs::parse_response(&mut buf, self.rare().max_response_head)? {
@@ -660,7 +657,7 @@ impl ConnectOptions {
     /// # Errors
     /// Any [`Error`] of the phases, each telling which phase failed.
     pub async fn connect(&self) -> Result<(WebSocket<MaybeTlsStream>, Response), Error> {
-        self.connect_hooked(|_| {}, |_| {}).await
+        self.connect_with(|_| {}).await
     }
 
     /// Like [`ConnectOptions::connect`], calling `on_transport` with each
@@ -673,26 +670,10 @@ impl ConnectOptions {
     /// As [`ConnectOptions::connect`].
     pub async fn connect_with<F>(
         &self,
-        on_transport: F,
-    ) -> Result<(WebSocket<MaybeTlsStream>, Response), Error>
-    where
-        F: FnMut(&MaybeTlsStream),
-    {
-        self.connect_hooked(on_transport, |_| {}).await
-    }
-
-    /// [`ConnectOptions::connect_with`], also calling `on_sent` with each
-    /// transport once its upgrade request is written: work that must be
-    /// done before the connection opens, but need not delay the request,
-    /// goes there (it runs while the server answers).
-    pub(crate) async fn connect_hooked<F, G>(
-        &self,
         mut on_transport: F,
-        mut on_sent: G,
     ) -> Result<(WebSocket<MaybeTlsStream>, Response), Error>
     where
         F: FnMut(&MaybeTlsStream),
-        G: FnMut(&MaybeTlsStream),
     {
         self.check_headers()?;
         // A plain URL (most are) is read without the WHATWG parser, and has
@@ -719,7 +700,7 @@ impl ConnectOptions {
             };
             let io = self.transport_to(&target).await?;
             on_transport(&io);
-            let rejected = match self.handshake_at(io, &target, &request, &mut on_sent).await {
+            let rejected = match self.handshake_at(io, &target, &request).await {
                 Err(Error::Handshake(HandshakeError::Rejected(r)))
                     if redirects < self.rare().max_redirects && is_redirect(r.status()) =>
                 {

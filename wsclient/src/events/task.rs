@@ -46,6 +46,16 @@ struct End {
 }
 
 impl End {
+    /// An end without an error: the server's close, or the user's.
+    fn closed(outcome: Outcome, finish: bool) -> End {
+        End {
+            error: None,
+            outcome,
+            opened_for: None,
+            finish,
+        }
+    }
+
     fn failed(e: Error) -> End {
         End {
             outcome: Outcome::from_error(&e),
@@ -252,22 +262,10 @@ async fn interrupt(
     loop {
         match rx.recv().await {
             Command::Send(m) => pending.push_back(m),
-            Command::Close(_) => {
-                return End {
-                    error: None,
-                    outcome: Outcome::LocalClose,
-                    opened_for: None,
-                    finish: true,
-                };
-            }
+            Command::Close(_) => return End::closed(Outcome::LocalClose, true),
             Command::Reconnect => {
                 if Conn::lock(&conn.shared().reconnect_request).is_some() {
-                    return End {
-                        error: None,
-                        outcome: Outcome::LocalClose,
-                        opened_for: None,
-                        finish: false,
-                    };
+                    return End::closed(Outcome::LocalClose, false);
                 }
             }
             Command::PauseRecv => *paused = Some(true),
@@ -310,17 +308,14 @@ async fn open<'a>(
     // after it, if the upgrade fails) and then to the session.
     let early = cb.on_connect.is_some() || cb.handler.is_some();
     let result = options
-        .connect_hooked(
-            |io| {
-                if early {
-                    Conn::lock(&conn.shared().addrs).lend(io);
-                    // Taken back when the callback returns, or unwinds.
-                    let _lent = Lent(conn);
-                    cb.on_connect(conn);
-                }
-            },
-            |_| {},
-        )
+        .connect_with(|io| {
+            if early {
+                Conn::lock(&conn.shared().addrs).lend(io);
+                // Taken back when the callback returns, or unwinds.
+                let _lent = Lent(conn);
+                cb.on_connect(conn);
+            }
+        })
         .await;
     let (ws, response) = result.map_err(End::failed)?;
     // Made before the callback: if it panics, the session's `Drop` still
@@ -484,12 +479,7 @@ impl Session<'_> {
                     } else {
                         Outcome::Closed(code)
                     };
-                    return Poll::Ready(Ok(End {
-                        error: None,
-                        outcome,
-                        opened_for: None,
-                        finish: self.user_close,
-                    }));
+                    return Poll::Ready(Ok(End::closed(outcome, self.user_close)));
                 }
                 Event::PingDue => {
                     if self.ws.queue(&Message::Ping(Bytes::new())).is_ok() {
