@@ -32,8 +32,8 @@ const MIN_READ: usize = 4 << 10;
 /// received nothing yet, or gave its buffer back when drained): on the
 /// stack, large enough for most single messages to arrive in one read.
 const PROBE: usize = 8 << 10;
-/// The default [`SocketConfig::write_buffer_size`]; the event client's
-/// connection takes queued messages up to the same batch.
+/// The default [`SocketConfig::write_buffer_size`] (the socket's write
+/// batch, and the event client's).
 pub(crate) const DEFAULT_WRITE_BUFFER: usize = 512 << 10;
 /// The largest read size hint (frames larger than this still fit: the
 /// buffer is sized to the frame, within `max_frame_size`).
@@ -56,8 +56,12 @@ pub struct SocketConfig {
     /// 5 s).
     pub close_timeout: Duration,
     /// Bytes of queued output above which `poll_ready` writes before
-    /// accepting more (default 512 KiB, as the event client batches; the
-    /// buffer is given back once drained). Fewer, larger writes cost less
+    /// accepting more (default 512 KiB; the buffer is given back once
+    /// drained). The event client ([`crate::Client`], through
+    /// [`crate::ConnectOptions::socket_config`]) encodes its queued
+    /// messages up to the same mark, so it also bounds what each of its
+    /// connections holds encoded but unwritten (at most this plus one
+    /// message). Fewer, larger writes cost less
     /// CPU per byte: on this project's 2-core benchmark VM (Linux
     /// 6.18.44-fc-v1300), A/B with the same library against 256 KiB
     /// batches, 8 interleaved pairs each, 1 KiB messages went 1.165× as
@@ -173,6 +177,13 @@ where
     #[must_use]
     pub fn keeps_read_buffer(&self) -> bool {
         self.keep_read_buffer
+    }
+
+    /// The socket-level settings it runs with (close timeout, write
+    /// batch).
+    #[must_use]
+    pub fn config(&self) -> &SocketConfig {
+        &self.config
     }
 
     /// The protocol engine (state, close frames).

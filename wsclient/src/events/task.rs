@@ -29,12 +29,6 @@ use crate::proto::{CloseCode, CloseFrame};
 use crate::socket::WebSocket;
 use crate::transport::MaybeTlsStream;
 
-/// Stop taking queued messages while this much is encoded but unwritten:
-/// the socket's default write batch (512 KiB). A/B against 256 KiB, 8
-/// interleaved pairs each: send 1 KiB 1.19× (8 of 8), 64 KiB 1.08×, 16 B
-/// 1.04×.
-const WRITE_HIGH: usize = crate::socket::DEFAULT_WRITE_BUFFER;
-
 /// How an attempt ended.
 struct End {
     error: Option<Error>,
@@ -412,6 +406,18 @@ impl Session<'_> {
             .map(|d| Box::pin(tokio::time::sleep(d)));
     }
 
+    /// Stop taking queued messages while this much is encoded but
+    /// unwritten: the connection's write batch,
+    /// [`SocketConfig::write_buffer_size`](crate::socket::SocketConfig::write_buffer_size)
+    /// (512 KiB by default; A/B against 256 KiB, 8 interleaved pairs each:
+    /// send 1 KiB 1.19× (8 of 8), 64 KiB 1.08×, 16 B 1.04×), so that a user
+    /// who lowers it bounds what each connection holds encoded. At least
+    /// 1: with nothing waiting to be written, one message is always taken.
+    #[inline]
+    fn write_high(&self) -> usize {
+        self.ws.config().write_buffer_size.max(1)
+    }
+
     /// How long a ping may go unanswered.
     fn pong_timeout(&self) -> Option<Duration> {
         self.settings.pong_timeout.or(self.settings.ping_interval)
@@ -435,7 +441,7 @@ impl Session<'_> {
                 return Poll::Pending;
             };
             self.ack_written(cb);
-            while self.ws.output_len() < WRITE_HIGH {
+            while self.ws.output_len() < self.write_high() {
                 let Some(m) = pending.pop_front() else {
                     break;
                 };
@@ -447,7 +453,7 @@ impl Session<'_> {
                     // Take a batch of sends at once: one write for many.
                     // Each message is encoded where it lies in the queue
                     // and then moved once, into `inflight`.
-                    while self.ws.output_len() < WRITE_HIGH && pending.is_empty() {
+                    while self.ws.output_len() < self.write_high() && pending.is_empty() {
                         match rx.front() {
                             Some(Command::Send(m)) => {
                                 let end = self.encode(m);
@@ -524,7 +530,7 @@ impl Session<'_> {
             }
             // Room again: parked messages move on (and their acks
             // drain the queue) without waiting for another event.
-            if !pending.is_empty() && self.ws.output_len() < WRITE_HIGH {
+            if !pending.is_empty() && self.ws.output_len() < self.write_high() {
                 return Poll::Ready(Event::Progress);
             }
             // Messages fully written: retire them now (stats, queue
@@ -640,7 +646,7 @@ impl Session<'_> {
     fn command(&mut self, cmd: Command, cb: &mut Callbacks, pending: &mut VecDeque<Message>) {
         match cmd {
             Command::Send(m) => {
-                if self.ws.output_len() < WRITE_HIGH && pending.is_empty() {
+                if self.ws.output_len() < self.write_high() && pending.is_empty() {
                     self.queue(m);
                 } else {
                     pending.push_back(m);
