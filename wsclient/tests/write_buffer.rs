@@ -4,6 +4,7 @@
 //! it. Heap bytes are counted by a global allocator that tallies live
 //! bytes; the server is a real TCP peer that completes the upgrade and then
 //! never reads, so the kernel's buffers fill and the rest stays queued.
+//! And a mark of 0 still sends every message (against Node's `ws`).
 
 mod support;
 
@@ -12,11 +13,12 @@ use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use support::peers::{Peer, PeerKind, PeerOptions};
 use support::{Scripted, read_request, response_101};
 use tokio::io::AsyncWriteExt;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 use wsclient::socket::SocketConfig;
-use wsclient::{Client, ConnectOptions};
+use wsclient::{Client, ConnectOptions, Message};
 
 struct LiveBytes;
 
@@ -166,4 +168,60 @@ async fn the_event_client_encodes_no_more_than_its_write_buffer_ahead() {
         held_small < 256 << 10,
         "16 KiB write buffer: {held_small} bytes held, want under 256 KiB"
     );
+}
+
+/// A write buffer of 0 (write every message before taking the next) still
+/// sends everything, in order: a message is always taken when nothing
+/// waits to be written. Against Node's `ws` echo server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zero_write_buffer_sends_every_message_one_at_a_time() {
+    let peer = Peer::start(PeerKind::Node, &PeerOptions::default());
+    let socket = SocketConfig {
+        write_buffer_size: 0,
+        ..SocketConfig::default()
+    };
+    let mut client =
+        Client::with_options(ConnectOptions::new(peer.url("/echo")).socket_config(socket)).unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    client.on_message(move |_, m| {
+        let _ = tx.send(m);
+    });
+    let (open_tx, open_rx) = oneshot::channel();
+    let mut open_tx = Some(open_tx);
+    client.on_websocket_connect(move |_, _| {
+        if let Some(tx) = open_tx.take() {
+            let _ = tx.send(());
+        }
+    });
+    let conn = client.connect();
+    // Sent once open: messages queued before are encoded all at once when
+    // the connection opens, whatever the mark.
+    tokio::time::timeout(Duration::from_secs(10), open_rx)
+        .await
+        .expect("opens within 10 s")
+        .unwrap();
+    let big = Bytes::from(vec![0xa5; 200 << 10]);
+    for i in 0..200 {
+        if i % 50 == 49 {
+            conn.send_binary(big.clone()).unwrap();
+        } else {
+            conn.send(format!("m{i}")).unwrap();
+        }
+    }
+    for i in 0..200 {
+        let m = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .expect("echoed within 10 s")
+            .unwrap();
+        if i % 50 == 49 {
+            assert_eq!(m, Message::Binary(big.clone()), "message {i}");
+        } else {
+            assert_eq!(m, Message::text(format!("m{i}")), "message {i}");
+        }
+    }
+    assert_eq!(conn.stats().messages_out, 200);
+    conn.close();
+    tokio::time::timeout(Duration::from_secs(10), conn.finished())
+        .await
+        .expect("closes within 10 s");
 }
