@@ -18,7 +18,7 @@ use support::{Scripted, read_request, response_101};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, oneshot};
 use wsclient::socket::SocketConfig;
-use wsclient::{Client, ConnectOptions, Message};
+use wsclient::{Client, Conn, ConnectOptions, Message};
 
 struct LiveBytes;
 
@@ -66,6 +66,23 @@ fn live() -> isize {
     LIVE.load(Ordering::Relaxed)
 }
 
+/// Connects `client` and waits (at most 10 s) until its upgrade is done.
+async fn open(mut client: Client) -> Conn {
+    let (open_tx, open_rx) = oneshot::channel();
+    let mut open_tx = Some(open_tx);
+    client.on_websocket_connect(move |_, _| {
+        if let Some(tx) = open_tx.take() {
+            let _ = tx.send(());
+        }
+    });
+    let conn = client.connect();
+    tokio::time::timeout(Duration::from_secs(10), open_rx)
+        .await
+        .expect("opens within 10 s")
+        .unwrap();
+    conn
+}
+
 const MESSAGE: usize = 64 << 10;
 /// 25 MiB: more than loopback's send and receive buffers hold together
 /// (Linux's defaults stop at 4 MiB and 6 MiB), so that the queue backs up.
@@ -90,18 +107,7 @@ async fn held_while_stuck(socket: Option<SocketConfig>) -> (isize, usize) {
     }
     let mut client = Client::with_options(options).unwrap();
     client.max_send_buffer(64 << 20);
-    let (open_tx, open_rx) = oneshot::channel();
-    let mut open_tx = Some(open_tx);
-    client.on_websocket_connect(move |_, _| {
-        if let Some(tx) = open_tx.take() {
-            let _ = tx.send(());
-        }
-    });
-    let conn = client.connect();
-    tokio::time::timeout(Duration::from_secs(10), open_rx)
-        .await
-        .expect("opens within 10 s")
-        .unwrap();
+    let conn = open(client).await;
 
     let payload = Bytes::from(vec![0x5a; MESSAGE]);
     let before = live();
@@ -186,20 +192,9 @@ async fn a_zero_write_buffer_sends_every_message_one_at_a_time() {
     client.on_message(move |_, m| {
         let _ = tx.send(m);
     });
-    let (open_tx, open_rx) = oneshot::channel();
-    let mut open_tx = Some(open_tx);
-    client.on_websocket_connect(move |_, _| {
-        if let Some(tx) = open_tx.take() {
-            let _ = tx.send(());
-        }
-    });
-    let conn = client.connect();
     // Sent once open: messages queued before are encoded all at once when
     // the connection opens, whatever the mark.
-    tokio::time::timeout(Duration::from_secs(10), open_rx)
-        .await
-        .expect("opens within 10 s")
-        .unwrap();
+    let conn = open(client).await;
     let big = Bytes::from(vec![0xa5; 200 << 10]);
     for i in 0..200 {
         if i % 50 == 49 {
