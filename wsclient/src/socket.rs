@@ -34,7 +34,7 @@ const MIN_READ: usize = 4 << 10;
 const PROBE: usize = 8 << 10;
 /// The default [`SocketConfig::write_buffer_size`] (the socket's write
 /// batch, and the event client's).
-pub(crate) const DEFAULT_WRITE_BUFFER: usize = 512 << 10;
+const DEFAULT_WRITE_BUFFER: usize = 512 << 10;
 /// The largest read size hint (frames larger than this still fit: the
 /// buffer is sized to the frame, within `max_frame_size`).
 const MAX_READ: usize = 256 << 10;
@@ -61,7 +61,8 @@ pub struct SocketConfig {
     /// [`crate::ConnectOptions::socket_config`]) encodes its queued
     /// messages up to the same mark, so it also bounds what each of its
     /// connections holds encoded but unwritten (at most this plus one
-    /// message). Fewer, larger writes cost less
+    /// message of output; while the peer does not read, the buffer holding
+    /// it may have grown to about twice that). Fewer, larger writes cost less
     /// CPU per byte: on this project's 2-core benchmark VM (Linux
     /// 6.18.44-fc-v1300), A/B with the same library against 256 KiB
     /// batches, 8 interleaved pairs each, 1 KiB messages went 1.165× as

@@ -281,7 +281,7 @@ async fn stopped_server_process_is_detected() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backoff_policy_with_attempt_limit_against_refused_port() {
-    let (_held, port) = support::refusing_port();
+    let (_held, port) = support::ports::refusing_port();
     let log = log();
     let mut ws = Client::new(&format!("ws://127.0.0.1:{port}/")).unwrap();
     ws.reconnect_policy(
@@ -522,7 +522,7 @@ async fn queue_survives_reconnect_and_before_connect_refreshes_url() {
     let good = peer.url("/echo?token=2");
     // Refused for the test's life (a port only free when picked can be
     // taken meanwhile).
-    let (_held, dead_port) = support::refusing_port();
+    let (_held, dead_port) = support::ports::refusing_port();
     let dead = format!("ws://127.0.0.1:{dead_port}/echo?token=1");
     let (tx, mut rx) = mpsc::unbounded_channel();
     let mut ws = Client::with_options(ConnectOptions::new(&dead)).unwrap();
@@ -815,7 +815,7 @@ fn rss_kib() -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconnect_storm_against_a_refusing_server_keeps_memory_flat() {
-    let (_held, port) = support::refusing_port();
+    let (_held, port) = support::ports::refusing_port();
     let closes = Arc::new(Mutex::new(0u32));
     let mut ws = Client::new(&format!("ws://127.0.0.1:{port}/")).unwrap();
     ws.reconnect_policy(ReconnectPolicy::fixed(Duration::from_millis(1)).max_attempts(999));
@@ -851,7 +851,7 @@ async fn reconnect_storm_against_a_refusing_server_keeps_memory_flat() {
 async fn backoff_resets_after_a_stable_connection() {
     let peer = Peer::start(PeerKind::Python, &PeerOptions::default());
     let good = peer.url("/close-after?n=1");
-    let (_held, dead_port) = support::refusing_port();
+    let (_held, dead_port) = support::ports::refusing_port();
     let dead = format!("ws://127.0.0.1:{dead_port}/");
     let mut ws = Client::new(&dead).unwrap();
     let n = Arc::new(Mutex::new(0));

@@ -16,6 +16,8 @@ mod client;
 mod peers;
 #[path = "support/pki.rs"]
 mod pki;
+#[path = "support/ports.rs"]
+mod ports;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -26,6 +28,7 @@ use std::time::{Duration, Instant};
 use client::{connect, next_text};
 use peers::{Peer, PeerKind, PeerOptions};
 use pki::Pki;
+use ports::refusing_port;
 use wsclient::transport::proxy::ProxyError;
 use wsclient::{ConnectOptions, Error, MaybeTlsStream, Message, Phase, WebSocket};
 
@@ -58,18 +61,6 @@ fn binary(name: &str) -> PathBuf {
 fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().port()
-}
-
-/// A port nobody listens on, held (bound, never listening) while the
-/// returned socket lives, as `support::refusing_port` does: a port that is
-/// only free when picked can be taken meanwhile by another test's proxy
-/// (started on a [`free_port`]), and an outgoing connection can, rarely,
-/// get it as its own end and connect to itself.
-fn refusing_port() -> (tokio::net::TcpSocket, u16) {
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    let port = socket.local_addr().unwrap().port();
-    (socket, port)
 }
 
 /// A proxy server process; killed (and its temp files removed) on drop.

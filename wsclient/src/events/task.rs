@@ -120,7 +120,8 @@ pub(crate) fn run(
                     let end = Box::pin(session.finish(result)).await;
                     session.close(end, &mut pending)
                 };
-                Conn::lock(&conn.shared().addrs).clear();
+                // The lent socket is back: `Lent` took it back after
+                // `on_connect`, the session's `Drop` in `close` or on unwind.
                 if let Some(e) = &end.error {
                     tracing::debug!(conn = conn.shared().id, error = %e, code = e.code(), "connection error");
                     cb.on_error(&conn, e);
