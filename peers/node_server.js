@@ -6,7 +6,8 @@
 // peers/py_server.py.  Dependencies: `npm ci` in peers/ (done by
 // scripts/install-peers.sh).
 //
-// Prints exactly one line `PORT <n>` on stdout once listening.
+// Prints exactly one line `PORT <n>` on stdout once listening (`PORT 0` with
+// `--unix PATH`, which listens on that Unix domain socket instead).
 
 const fs = require('fs');
 const http = require('http');
@@ -97,6 +98,7 @@ function parseArgs(argv) {
     compression: false,
     subprotocols: [],
     maxSize: 64 * 1024 * 1024,
+    unix: null,
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
@@ -113,6 +115,7 @@ function parseArgs(argv) {
       case '--compression': a.compression = true; break;
       case '--subprotocols': a.subprotocols = next().split(',').filter((s) => s); break;
       case '--max-size': a.maxSize = parseInt(next(), 10); break;
+      case '--unix': a.unix = next(); break;
       case '-h':
       case '--help': usage(null); break;
       default: usage(`unknown argument ${arg}`);
@@ -126,7 +129,7 @@ function parseArgs(argv) {
 function usage(err) {
   const text =
     'usage: node_server.js [--port N] [--host H] [--tls-cert F --tls-key F] [--tls-client-ca F] ' +
-    '[--compression] [--subprotocols a,b] [--max-size BYTES]\n';
+    '[--compression] [--subprotocols a,b] [--max-size BYTES] [--unix PATH]\n';
   if (err) {
     process.stderr.write(`node_server.js: ${err}\n${text}`);
     process.exit(2);
@@ -377,9 +380,16 @@ server.on('error', (e) => {
   process.exit(1);
 });
 
-server.listen(args.port, args.host, () => {
-  process.stdout.write(`PORT ${server.address().port}\n`);
-});
+if (args.unix) {
+  // A Unix domain socket instead of TCP: `PORT 0` once listening.
+  server.listen(args.unix, () => {
+    process.stdout.write('PORT 0\n');
+  });
+} else {
+  server.listen(args.port, args.host, () => {
+    process.stdout.write(`PORT ${server.address().port}\n`);
+  });
+}
 
 function shutdown() {
   for (const ws of wss.clients) ws.terminate();

@@ -5,7 +5,8 @@ Behaviour is documented in peers/README.md and is identical to
 peers/node_server.js.  Run with the interpreter from `.venv-peers`
 (created by scripts/install-peers.sh).
 
-Prints exactly one line `PORT <n>` on stdout once listening.
+Prints exactly one line `PORT <n>` on stdout once listening (`PORT 0` with
+`--unix PATH`, which listens on that Unix domain socket instead).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import struct
 import sys
 from urllib.parse import parse_qs, urlsplit
 
-from websockets.asyncio.server import ServerConnection, serve
+from websockets.asyncio.server import ServerConnection, serve, unix_serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Response
@@ -303,6 +304,7 @@ async def main() -> int:
     ap.add_argument("--compression", action="store_true")
     ap.add_argument("--subprotocols", default="")
     ap.add_argument("--max-size", type=int, default=64 * 1024 * 1024)
+    ap.add_argument("--unix", help="listen on this Unix domain socket path instead of TCP")
     args = ap.parse_args()
 
     ssl_ctx = None
@@ -331,10 +333,7 @@ async def main() -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
-    server = await serve(
-        handler,
-        args.host,
-        args.port,
+    options = dict(
         ssl=ssl_ctx,
         compression="deflate" if args.compression else None,
         subprotocols=supported or None,
@@ -344,7 +343,12 @@ async def main() -> int:
         ping_timeout=None,
         max_size=args.max_size,
     )
-    port = server.sockets[0].getsockname()[1]
+    if args.unix:
+        server = await unix_serve(handler, args.unix, **options)
+        port = 0
+    else:
+        server = await serve(handler, args.host, args.port, **options)
+        port = server.sockets[0].getsockname()[1]
     sys.stdout.write(f"PORT {port}\n")
     sys.stdout.flush()
 

@@ -36,7 +36,7 @@ Exit codes:
          --send satisfied, or stdin ended
     1    other failure (file, bind, internal error)
     2    usage: invalid flags or URL
-    3    connect failure: DNS, TCP or proxy (timeouts included)
+    3    connect failure: DNS, TCP, Unix socket or proxy (timeouts included)
     4    TLS failure
     5    handshake refused (non-101 status), invalid or timed out
     6    protocol error from the peer
@@ -49,12 +49,14 @@ Exit codes:
 pub fn for_error(e: &Error) -> u8 {
     match e {
         Error::Url(_) => USAGE,
-        Error::Dns { .. } | Error::Connect { .. } | Error::Proxy(_) => CONNECT,
+        Error::Dns { .. } | Error::Connect { .. } | Error::ConnectUnix { .. } | Error::Proxy(_) => {
+            CONNECT
+        }
         Error::Tls(_) => TLS,
         Error::Handshake(_) => HANDSHAKE,
         Error::Protocol(_) => PROTOCOL,
         Error::Timeout { phase, .. } => match phase {
-            Phase::Dns | Phase::Tcp | Phase::Proxy => CONNECT,
+            Phase::Dns | Phase::Tcp | Phase::Unix | Phase::Proxy => CONNECT,
             Phase::Tls => TLS,
             Phase::Upgrade => HANDSHAKE,
             Phase::Open | Phase::Close => LOST,

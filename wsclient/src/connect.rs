@@ -71,6 +71,9 @@ struct RareOptions {
     invalid_header: Option<String>,
     keep_read_buffer: bool,
     bulk_read_tries: u8,
+    /// Connect through this Unix domain socket instead of TCP.
+    #[cfg(unix)]
+    unix_socket: Option<std::path::PathBuf>,
 }
 
 impl Default for RareOptions {
@@ -84,6 +87,8 @@ impl Default for RareOptions {
             invalid_header: None,
             keep_read_buffer: false,
             bulk_read_tries: crate::transport::BULK_TRIES,
+            #[cfg(unix)]
+            unix_socket: None,
         }
     }
 }
@@ -102,12 +107,14 @@ impl std::fmt::Debug for ConnectOptions {
                 }
             },
         );
-        f.debug_struct("ConnectOptions")
-            .field("url", &url)
+        let mut d = f.debug_struct("ConnectOptions");
+        d.field("url", &url)
             .field("request", self.request())
             .field("invalid_header", &self.rare().invalid_header)
-            .field("tcp", &self.rare().tcp)
-            .field("tls", self.tls_options())
+            .field("tcp", &self.rare().tcp);
+        #[cfg(unix)]
+        d.field("unix_socket", &self.rare().unix_socket);
+        d.field("tls", self.tls_options())
             .field("proxy", &self.rare().proxy)
             .field("proxy_timeout", &self.rare().proxy_timeout)
             .field("handshake_timeout", &self.handshake_timeout)
@@ -312,6 +319,45 @@ impl ConnectOptions {
         self
     }
 
+    /// Connects through the Unix domain socket at `path` instead of TCP
+    /// (Node `ws`'s `ws+unix:`, Python `websockets`' `unix_connect`,
+    /// curl's `--unix-socket`): for a server that listens on a path, such
+    /// as a local daemon or a reverse proxy's upstream.
+    ///
+    /// The URL still names the server: its host (and port) go in the
+    /// `Host` header, its path and query in the request, and `wss://` runs
+    /// TLS over the socket, verified against the URL's host as over TCP.
+    /// Every connection these options make goes to the socket: reconnects
+    /// and followed redirects too, with no DNS lookup and no proxy (one set
+    /// as well is not used); the connect timeout applies
+    /// ([`Error::ConnectUnix`], or [`Error::Timeout`] in
+    /// [`Phase::Unix`]). Addresses are then not IP addresses:
+    /// [`MaybeTlsStream::peer_addr`] is an error and the event client's
+    /// [`Conn::remote_addr`](crate::Conn::remote_addr) is `None`.
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), wsclient::Error> {
+    /// let (mut ws, _) = wsclient::ConnectOptions::new("ws://localhost/events")
+    ///     .unix_socket("/run/app/ws.sock")
+    ///     .connect()
+    ///     .await?;
+    /// ws.send("hello").await?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(unix)]
+    #[must_use]
+    pub fn unix_socket(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.rare_mut().unix_socket = Some(path.into());
+        self
+    }
+
+    /// The Unix domain socket set by [`ConnectOptions::unix_socket`].
+    #[cfg(unix)]
+    #[must_use]
+    pub fn unix_socket_path(&self) -> Option<&std::path::Path> {
+        self.rare().unix_socket.as_deref()
+    }
+
     /// The request options in effect.
     fn request(&self) -> &RequestOptions {
         static DEFAULT: std::sync::LazyLock<RequestOptions> =
@@ -501,6 +547,10 @@ impl ConnectOptions {
     }
 
     async fn transport_to(&self, target: &Target) -> Result<MaybeTlsStream, Error> {
+        #[cfg(unix)]
+        if let Some(path) = &self.rare().unix_socket {
+            return self.unix_transport_to(path, target).await;
+        }
         let via = self
             .rare()
             .proxy
@@ -538,6 +588,31 @@ impl ConnectOptions {
             after: self.handshake_timeout,
         })??;
         Ok(MaybeTlsStream::Tls(Box::new(tls)))
+    }
+
+    /// [`ConnectOptions::transport_to`] through the Unix domain socket at
+    /// `path`.
+    #[cfg(unix)]
+    async fn unix_transport_to(
+        &self,
+        path: &std::path::Path,
+        target: &Target,
+    ) -> Result<MaybeTlsStream, Error> {
+        let stream = crate::transport::unix::connect(path, self.rare().tcp.connect_timeout).await?;
+        if !target.tls {
+            return Ok(MaybeTlsStream::Unix(stream));
+        }
+        let config = tls::client_config(self.tls_options())?;
+        let tls = crate::deadline::timeout(
+            self.handshake_timeout,
+            tls::connect(stream, &target.host, config),
+        )
+        .await
+        .ok_or(Error::Timeout {
+            phase: Phase::Tls,
+            after: self.handshake_timeout,
+        })??;
+        Ok(MaybeTlsStream::UnixTls(Box::new(tls)))
     }
 
     /// The request options for `url`: the configured ones, less the

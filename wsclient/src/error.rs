@@ -17,6 +17,9 @@ pub enum Phase {
     Dns,
     /// Opening the TCP connection.
     Tcp,
+    /// Opening the connection through a Unix domain socket
+    /// ([`crate::ConnectOptions::unix_socket`]).
+    Unix,
     /// Talking to a proxy.
     Proxy,
     /// The TLS handshake.
@@ -34,6 +37,7 @@ impl fmt::Display for Phase {
         f.write_str(match self {
             Phase::Dns => "DNS resolution",
             Phase::Tcp => "TCP connect",
+            Phase::Unix => "Unix socket connect",
             Phase::Proxy => "proxy negotiation",
             Phase::Tls => "TLS handshake",
             Phase::Upgrade => "WebSocket upgrade",
@@ -68,6 +72,16 @@ pub enum Error {
         /// The port.
         port: u16,
         /// The last address's error.
+        #[source]
+        source: io::Error,
+    },
+    /// The Unix domain socket refused or failed the connection (nothing
+    /// listening there, no such file, no permission).
+    #[error("connect to Unix socket {} failed: {source}", path.display())]
+    ConnectUnix {
+        /// The socket's path.
+        path: std::path::PathBuf,
+        /// The error.
         #[source]
         source: io::Error,
     },
@@ -122,6 +136,7 @@ impl Error {
             Error::Url(_) => None,
             Error::Dns { .. } => Some(Phase::Dns),
             Error::Connect { .. } => Some(Phase::Tcp),
+            Error::ConnectUnix { .. } => Some(Phase::Unix),
             Error::Timeout { phase, .. } => Some(*phase),
             Error::Proxy(_) => Some(Phase::Proxy),
             Error::Tls(_) => Some(Phase::Tls),
@@ -142,7 +157,7 @@ impl Error {
     /// |---|---|
     /// | 1 | invalid URL |
     /// | 2 | DNS failure |
-    /// | 3 | TCP connect failure |
+    /// | 3 | TCP (or Unix domain socket) connect failure |
     /// | 4 | timeout (any phase) |
     /// | 5 | TLS failure |
     /// | 6 | proxy failure |
@@ -159,7 +174,7 @@ impl Error {
         match self {
             Error::Url(_) => 1,
             Error::Dns { .. } => 2,
-            Error::Connect { .. } => 3,
+            Error::Connect { .. } | Error::ConnectUnix { .. } => 3,
             Error::Timeout { .. } => 4,
             Error::Tls(_) => 5,
             Error::Proxy(_) => 6,

@@ -23,7 +23,7 @@ fn rcvlowat(ws: &WebSocket<MaybeTlsStream>) -> i32 {
     // SAFETY: a live socket, and a `c_int` with its size.
     let rc = unsafe {
         libc::getsockopt(
-            ws.get_ref().tcp().as_raw_fd(),
+            ws.get_ref().tcp().expect("plain TCP").as_raw_fd(),
             libc::SOL_SOCKET,
             libc::SO_RCVLOWAT,
             std::ptr::from_mut(&mut value).cast(),

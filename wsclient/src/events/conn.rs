@@ -171,7 +171,7 @@ impl Addrs {
         #[cfg(unix)]
         {
             use std::os::fd::AsRawFd as _;
-            self.socket = Some(io.tcp().as_raw_fd());
+            self.socket = Some(io.as_raw_fd());
         }
         #[cfg(not(unix))]
         {
@@ -421,7 +421,8 @@ impl Conn {
 
     /// The server's address (a proxy's, through one), while connected
     /// (from `on_connect` on, when set, and again from
-    /// `on_websocket_connect` on); looked up when asked for.
+    /// `on_websocket_connect` on); looked up when asked for. `None` over a
+    /// Unix domain socket ([`crate::ConnectOptions::unix_socket`]).
     #[must_use]
     pub fn remote_addr(&self) -> Option<SocketAddr> {
         lock(&self.shared.addrs).get(true)

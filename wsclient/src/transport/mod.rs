@@ -5,11 +5,15 @@
 //! HTTP and SOCKS5 proxies ([`proxy`]) and TLS ([`tls`]: rustls with
 //! verification on by default). [`MaybeTlsStream`] is the one stream type
 //! the rest of the crate sees: a proxy tunnel is still a [`TcpStream`] once
-//! negotiated.
+//! negotiated. On Unix a connection may also go through a Unix domain
+//! socket ([`unix`], [`crate::ConnectOptions::unix_socket`]), plain or with
+//! TLS over it.
 
 pub mod proxy;
 pub mod tcp;
 pub mod tls;
+#[cfg(unix)]
+pub mod unix;
 
 use std::io;
 use std::pin::Pin;
@@ -18,7 +22,8 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
-/// A TCP stream, plain (`ws://`) or wrapped in TLS (`wss://`).
+/// A TCP stream, plain (`ws://`) or wrapped in TLS (`wss://`); on Unix,
+/// or a Unix domain socket, plain or with TLS.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum MaybeTlsStream {
@@ -26,6 +31,13 @@ pub enum MaybeTlsStream {
     Plain(PlainStream),
     /// TLS over TCP (boxed: the TLS state is large).
     Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    /// A plain Unix domain socket ([`crate::ConnectOptions::unix_socket`]
+    /// with a `ws://` URL).
+    #[cfg(unix)]
+    Unix(tokio::net::UnixStream),
+    /// TLS over a Unix domain socket (a `wss://` URL; boxed like `Tls`).
+    #[cfg(unix)]
+    UnixTls(Box<tokio_rustls::client::TlsStream<tokio::net::UnixStream>>),
 }
 
 impl MaybeTlsStream {
@@ -35,12 +47,38 @@ impl MaybeTlsStream {
         MaybeTlsStream::Plain(PlainStream::from(tcp))
     }
 
-    /// The underlying TCP stream.
+    /// The underlying TCP stream; `None` for a Unix domain socket.
     #[must_use]
-    pub fn tcp(&self) -> &TcpStream {
+    pub fn tcp(&self) -> Option<&TcpStream> {
         match self {
-            MaybeTlsStream::Plain(s) => s.get_ref(),
-            MaybeTlsStream::Tls(s) => s.get_ref().0,
+            MaybeTlsStream::Plain(s) => Some(s.get_ref()),
+            MaybeTlsStream::Tls(s) => Some(s.get_ref().0),
+            #[cfg(unix)]
+            MaybeTlsStream::Unix(_) | MaybeTlsStream::UnixTls(_) => None,
+        }
+    }
+
+    /// The underlying Unix domain socket; `None` for TCP.
+    #[cfg(unix)]
+    #[must_use]
+    pub fn unix(&self) -> Option<&tokio::net::UnixStream> {
+        match self {
+            MaybeTlsStream::Unix(s) => Some(s),
+            MaybeTlsStream::UnixTls(s) => Some(s.get_ref().0),
+            MaybeTlsStream::Plain(_) | MaybeTlsStream::Tls(_) => None,
+        }
+    }
+
+    /// Whether TLS runs over the stream (`wss://`).
+    #[must_use]
+    pub fn is_tls(&self) -> bool {
+        match self {
+            MaybeTlsStream::Plain(_) => false,
+            MaybeTlsStream::Tls(_) => true,
+            #[cfg(unix)]
+            MaybeTlsStream::Unix(_) => false,
+            #[cfg(unix)]
+            MaybeTlsStream::UnixTls(_) => true,
         }
     }
 
@@ -61,29 +99,55 @@ impl MaybeTlsStream {
         }
     }
 
-    /// The plain stream's [`PlainStream::bulk_read_tries`]; `None` for TLS.
+    /// The plain TCP stream's [`PlainStream::bulk_read_tries`]; `None` for
+    /// TLS and Unix domain sockets.
     #[must_use]
     pub fn bulk_read_tries(&self) -> Option<u8> {
         match self {
             MaybeTlsStream::Plain(s) => Some(s.bulk_read_tries()),
-            MaybeTlsStream::Tls(_) => None,
+            _ => None,
         }
     }
 
     /// The remote address.
     ///
     /// # Errors
-    /// The socket's error, if it has none (it was closed).
+    /// The socket's error, if it has none (it was closed);
+    /// [`io::ErrorKind::Unsupported`] for a Unix domain socket, which has
+    /// no IP address ([`MaybeTlsStream::unix`] has its path).
     pub fn peer_addr(&self) -> io::Result<std::net::SocketAddr> {
-        self.tcp().peer_addr()
+        self.tcp().ok_or_else(no_ip_address)?.peer_addr()
     }
 
     /// The local address.
     ///
     /// # Errors
-    /// The socket's error, if it has none.
+    /// The socket's error, if it has none; [`io::ErrorKind::Unsupported`]
+    /// for a Unix domain socket.
     pub fn local_addr(&self) -> io::Result<std::net::SocketAddr> {
-        self.tcp().local_addr()
+        self.tcp().ok_or_else(no_ip_address)?.local_addr()
+    }
+}
+
+/// The error of [`MaybeTlsStream::peer_addr`] and
+/// [`MaybeTlsStream::local_addr`] for a Unix domain socket.
+fn no_ip_address() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        "a Unix domain socket has no IP address",
+    )
+}
+
+#[cfg(unix)]
+impl std::os::fd::AsRawFd for MaybeTlsStream {
+    /// The socket's descriptor (TCP or Unix domain).
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        match self {
+            MaybeTlsStream::Plain(s) => s.get_ref().as_raw_fd(),
+            MaybeTlsStream::Tls(s) => s.get_ref().0.as_raw_fd(),
+            MaybeTlsStream::Unix(s) => s.as_raw_fd(),
+            MaybeTlsStream::UnixTls(s) => s.get_ref().0.as_raw_fd(),
+        }
     }
 }
 
@@ -96,6 +160,10 @@ impl AsyncRead for MaybeTlsStream {
         match self.get_mut() {
             MaybeTlsStream::Plain(s) => s.poll_read_paced(cx, buf),
             MaybeTlsStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            #[cfg(unix)]
+            MaybeTlsStream::Unix(s) => Pin::new(s).poll_read(cx, buf),
+            #[cfg(unix)]
+            MaybeTlsStream::UnixTls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
         }
     }
 }
@@ -443,6 +511,10 @@ impl AsyncWrite for MaybeTlsStream {
                 Pin::new(&mut s.tcp).poll_write(cx, buf)
             }
             MaybeTlsStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            #[cfg(unix)]
+            MaybeTlsStream::Unix(s) => Pin::new(s).poll_write(cx, buf),
+            #[cfg(unix)]
+            MaybeTlsStream::UnixTls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
         }
     }
 
@@ -459,6 +531,10 @@ impl AsyncWrite for MaybeTlsStream {
                 Pin::new(&mut s.tcp).poll_write_vectored(cx, bufs)
             }
             MaybeTlsStream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+            #[cfg(unix)]
+            MaybeTlsStream::Unix(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            #[cfg(unix)]
+            MaybeTlsStream::UnixTls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
         }
     }
 
@@ -466,6 +542,10 @@ impl AsyncWrite for MaybeTlsStream {
         match self {
             MaybeTlsStream::Plain(s) => s.is_write_vectored(),
             MaybeTlsStream::Tls(s) => s.is_write_vectored(),
+            #[cfg(unix)]
+            MaybeTlsStream::Unix(s) => s.is_write_vectored(),
+            #[cfg(unix)]
+            MaybeTlsStream::UnixTls(s) => s.is_write_vectored(),
         }
     }
 
@@ -473,6 +553,10 @@ impl AsyncWrite for MaybeTlsStream {
         match self.get_mut() {
             MaybeTlsStream::Plain(s) => Pin::new(&mut s.tcp).poll_flush(cx),
             MaybeTlsStream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            #[cfg(unix)]
+            MaybeTlsStream::Unix(s) => Pin::new(s).poll_flush(cx),
+            #[cfg(unix)]
+            MaybeTlsStream::UnixTls(s) => Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
 
@@ -480,6 +564,10 @@ impl AsyncWrite for MaybeTlsStream {
         match self.get_mut() {
             MaybeTlsStream::Plain(s) => Pin::new(&mut s.tcp).poll_shutdown(cx),
             MaybeTlsStream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            #[cfg(unix)]
+            MaybeTlsStream::Unix(s) => Pin::new(s).poll_shutdown(cx),
+            #[cfg(unix)]
+            MaybeTlsStream::UnixTls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
 }
@@ -698,7 +786,7 @@ mod tests {
         // SAFETY: a live socket, and a `c_int` with its size.
         let rc = unsafe {
             libc::getsockopt(
-                s.tcp().as_raw_fd(),
+                s.tcp().unwrap().as_raw_fd(),
                 libc::SOL_SOCKET,
                 libc::SO_RCVLOWAT,
                 std::ptr::from_mut(&mut value).cast(),
@@ -736,7 +824,10 @@ mod tests {
             .expect("readable at one byte")
             .unwrap();
         assert_eq!(&buf[..n], b"x");
-        let half = socket2::SockRef::from(s.tcp()).recv_buffer_size().unwrap() / 2;
+        let half = socket2::SockRef::from(s.tcp().unwrap())
+            .recv_buffer_size()
+            .unwrap()
+            / 2;
         s.set_read_low_water(usize::MAX);
         assert_eq!(usize::try_from(rcvlowat(&s)).unwrap(), half);
     }

@@ -36,7 +36,6 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::{
     self, ClientConfig, RootCertStore,
@@ -378,16 +377,20 @@ fn build_config(opts: &TlsOptions) -> Result<Arc<ClientConfig>, TlsError> {
     Ok(Arc::new(config))
 }
 
-/// Runs the TLS handshake over `tcp` for `host` (SNI for names; IP
-/// addresses are verified against the certificate's IP entries).
+/// Runs the TLS handshake over `tcp` (a TCP stream, or a Unix domain
+/// socket) for `host` (SNI for names; IP addresses are verified against
+/// the certificate's IP entries).
 ///
 /// # Errors
 /// [`TlsError`], with certificate problems told apart.
-pub async fn connect(
-    tcp: TcpStream,
+pub async fn connect<S>(
+    tcp: S,
     host: &str,
     config: Arc<ClientConfig>,
-) -> Result<tokio_rustls::client::TlsStream<TcpStream>, TlsError> {
+) -> Result<tokio_rustls::client::TlsStream<S>, TlsError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let name =
         ServerName::try_from(host.to_owned()).map_err(|_| TlsError::ServerName(host.to_owned()))?;
     TlsConnector::from(config)

@@ -61,6 +61,8 @@ pub struct PeerOptions {
     /// Subprotocols the server supports; it picks the first one the client
     /// offers that is in this list (and none otherwise, without failing).
     pub subprotocols: Vec<String>,
+    /// Listen on this Unix domain socket instead of TCP (`port` is then 0).
+    pub unix: Option<PathBuf>,
 }
 
 /// A running peer process; killed when dropped.
@@ -163,6 +165,9 @@ impl Peer {
         }
         if !opts.subprotocols.is_empty() {
             cmd.arg("--subprotocols").arg(opts.subprotocols.join(","));
+        }
+        if let Some(path) = &opts.unix {
+            cmd.arg("--unix").arg(path);
         }
         cmd.args(extra_args);
         cmd.current_dir(&root)
