@@ -89,6 +89,12 @@ pub struct ConnArgs {
     /// Connect from this local address (Workerman's bindto).
     #[arg(long, value_name = "IP")]
     pub bind: Option<std::net::IpAddr>,
+    /// Connect through this Unix domain socket instead of TCP; the URL
+    /// still gives the Host header, the path and TLS (like curl's
+    /// --unix-socket).
+    #[cfg(unix)]
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["proxy", "proxy_from_env", "bind"])]
+    pub unix_socket: Option<PathBuf>,
     /// Offer permessage-deflate compression.
     #[arg(long)]
     pub compress: bool,
@@ -201,6 +207,12 @@ pub struct ServeArgs {
     /// on stdout says which).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     pub listen: String,
+    /// Listen on this Unix domain socket instead of TCP (a stale socket
+    /// file, with nothing accepting on it, is replaced; the file is removed
+    /// on exit).
+    #[cfg(unix)]
+    #[arg(long, value_name = "PATH", conflicts_with = "listen")]
+    pub unix: Option<std::path::PathBuf>,
     /// Echo each message back to its sender (the default).
     #[arg(long, conflicts_with = "broadcast")]
     pub echo: bool,

@@ -61,6 +61,10 @@ impl ConnArgs {
         if let Some(ip) = self.bind {
             o = o.local_addr(ip);
         }
+        #[cfg(unix)]
+        if let Some(path) = &self.unix_socket {
+            o = o.unix_socket(path.clone());
+        }
         o = o.max_redirects(self.max_redirects);
         if self.compress {
             o = o.compression(true);
@@ -208,6 +212,9 @@ struct State {
     open_at: watch::Sender<Option<Instant>>,
     /// A message arrived.
     progress: Notify,
+    /// The Unix domain socket connected through (--unix-socket), shown
+    /// where a TCP connection shows the server's address.
+    unix_socket: Option<PathBuf>,
 }
 
 impl State {
@@ -254,13 +261,20 @@ impl Handler for Events {
         let st = &self.st;
         st.set_error(None);
         st.opened.store(false, Ordering::Release);
-        let remote = conn.remote_addr().map(|a| a.to_string());
+        let remote = match &st.unix_socket {
+            Some(path) => Some(format!("unix:{}", path.display())),
+            None => conn.remote_addr().map(|a| a.to_string()),
+        };
         if st.printer.json() {
             st.printer.event("connect", json!({"remote": remote}));
         } else {
+            let (what, shown) = match &st.unix_socket {
+                Some(path) => ("unix socket", Some(path.display().to_string())),
+                None => ("tcp", remote),
+            };
             st.printer.notice(
                 true,
-                &format!("tcp connected ({})", remote.unwrap_or_default()),
+                &format!("{what} connected ({})", shown.unwrap_or_default()),
             );
         }
     }
@@ -623,6 +637,10 @@ pub async fn run(s: Session) -> u8 {
         opened: AtomicBool::new(false),
         open_at: watch::channel(None).0,
         progress: Notify::new(),
+        #[cfg(unix)]
+        unix_socket: s.conn.unix_socket.clone(),
+        #[cfg(not(unix))]
+        unix_socket: None,
     });
     client.handler(Events {
         st: st.clone(),

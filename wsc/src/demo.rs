@@ -16,7 +16,7 @@ use wsclient::{Client, Message, SendType};
 
 use crate::cli::DemoArgs;
 use crate::exit;
-use crate::serve::{Mode, Server, accept_loop};
+use crate::serve::{Listener, Mode, Server, accept_loop};
 
 /// What the callbacks tell the demo's script.
 #[derive(Debug)]
@@ -40,7 +40,10 @@ fn server() -> Arc<Server> {
 async fn start(addr: SocketAddr) -> std::io::Result<(JoinHandle<()>, SocketAddr)> {
     let listener = TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
-    Ok((tokio::spawn(accept_loop(listener, server())), addr))
+    Ok((
+        tokio::spawn(accept_loop(Listener::Tcp(listener), server())),
+        addr,
+    ))
 }
 
 /// Stops the server: the listener and every connection are dropped.

@@ -40,15 +40,54 @@ pub struct Server {
     pub verbose: bool,
 }
 
+/// Where the server listens: a TCP address or (`--unix`) a Unix domain
+/// socket.
+pub enum Listener {
+    /// A TCP listener.
+    Tcp(TcpListener),
+    /// A Unix domain socket listener.
+    #[cfg(unix)]
+    Unix(tokio::net::UnixListener),
+}
+
+/// A connection taken by a [`Listener`].
+enum Accepted {
+    Tcp(TcpStream, SocketAddr),
+    #[cfg(unix)]
+    Unix(tokio::net::UnixStream),
+}
+
+impl Listener {
+    async fn accept(&self) -> std::io::Result<Accepted> {
+        match self {
+            Listener::Tcp(l) => {
+                let (stream, peer) = l.accept().await?;
+                let _ = stream.set_nodelay(true);
+                Ok(Accepted::Tcp(stream, peer))
+            }
+            #[cfg(unix)]
+            Listener::Unix(l) => Ok(Accepted::Unix(l.accept().await?.0)),
+        }
+    }
+}
+
 /// Accepts connections until the task is dropped or aborted; aborting it
 /// drops the listener and every connection at once.
-pub async fn accept_loop(listener: TcpListener, server: Arc<Server>) {
+pub async fn accept_loop(listener: Listener, server: Arc<Server>) {
     let mut conns = JoinSet::new();
+    // Unix socket clients have no address: they are named by number.
+    #[cfg(unix)]
+    let mut unix_clients = 0u64;
     loop {
         tokio::select! {
             r = listener.accept() => match r {
-                Ok((stream, peer)) => {
-                    conns.spawn(handle(stream, peer, server.clone()));
+                Ok(Accepted::Tcp(stream, peer)) => {
+                    conns.spawn(handle(stream, peer.to_string(), server.clone()));
+                }
+                #[cfg(unix)]
+                Ok(Accepted::Unix(stream)) => {
+                    unix_clients += 1;
+                    conns.spawn(handle(stream, format!("unix#{unix_clients}"), server.clone()));
                 }
                 Err(e) => {
                     // Out of descriptors and the like: note it, breathe, go on.
@@ -61,8 +100,10 @@ pub async fn accept_loop(listener: TcpListener, server: Arc<Server>) {
     }
 }
 
-async fn handle(stream: TcpStream, peer: SocketAddr, server: Arc<Server>) {
-    let _ = stream.set_nodelay(true);
+async fn handle<S>(stream: S, peer: String, server: Arc<Server>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let (mut ws, request) = match accept(stream, &server.accept).await {
         Ok(x) => x,
         Err(e) => {
@@ -76,8 +117,8 @@ async fn handle(stream: TcpStream, peer: SocketAddr, server: Arc<Server>) {
         eprintln!("[{peer}] open {}", request.request.uri());
     }
     let result = match &server.mode {
-        Mode::Echo => echo(&mut ws, peer, server.verbose).await,
-        Mode::Broadcast(hub) => relay(ws, hub, peer, server.verbose).await,
+        Mode::Echo => echo(&mut ws, &peer, server.verbose).await,
+        Mode::Broadcast(hub) => relay(ws, hub, &peer, server.verbose).await,
     };
     if server.verbose {
         match result {
@@ -96,7 +137,7 @@ fn describe(m: &Message) -> String {
 }
 
 /// Echoes data messages until the connection ends; returns the close code.
-async fn echo<S>(ws: &mut WebSocket<S>, peer: SocketAddr, verbose: bool) -> Result<u16, Error>
+async fn echo<S>(ws: &mut WebSocket<S>, peer: &str, verbose: bool) -> Result<u16, Error>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -126,7 +167,7 @@ where
 async fn relay<S>(
     ws: WebSocket<S>,
     hub: &broadcast::Sender<Message>,
-    peer: SocketAddr,
+    peer: &str,
     verbose: bool,
 ) -> Result<u16, Error>
 where
@@ -213,18 +254,34 @@ async fn terminated() {
     std::future::pending::<()>().await;
 }
 
+/// Listens where the flags say: the listener and how to name it (a
+/// `ws://` URL, or `unix:PATH`), or the message for why it cannot.
+async fn bind(args: &ServeArgs) -> Result<(Listener, String), String> {
+    #[cfg(unix)]
+    if let Some(path) = &args.unix {
+        // A socket file left by a server that is gone (nothing accepts on
+        // it) is taken over; one that is in use, or any other file, is not.
+        if std::os::unix::net::UnixStream::connect(path)
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused)
+        {
+            let _ = std::fs::remove_file(path);
+        }
+        let listener = tokio::net::UnixListener::bind(path)
+            .map_err(|e| format!("cannot listen on {}: {e}", path.display()))?;
+        return Ok((Listener::Unix(listener), format!("unix:{}", path.display())));
+    }
+    let listener = TcpListener::bind(&args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    Ok((Listener::Tcp(listener), format!("ws://{addr}")))
+}
+
 /// Runs `wsc serve`; returns the exit code.
 pub async fn run(args: ServeArgs) -> u8 {
     crate::sys::raise_nofile();
-    let listener = match TcpListener::bind(&args.listen).await {
+    let (listener, shown) = match bind(&args).await {
         Ok(l) => l,
-        Err(e) => {
-            eprintln!("wsc serve: cannot listen on {}: {e}", args.listen);
-            return exit::FAILURE;
-        }
-    };
-    let addr = match listener.local_addr() {
-        Ok(a) => a,
         Err(e) => {
             eprintln!("wsc serve: {e}");
             return exit::FAILURE;
@@ -239,7 +296,7 @@ pub async fn run(args: ServeArgs) -> u8 {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(
             out,
-            "listening on ws://{addr} ({})",
+            "listening on {shown} ({})",
             match args.mode() {
                 ServeMode::Echo => "echo",
                 ServeMode::Broadcast => "broadcast",
@@ -251,6 +308,10 @@ pub async fn run(args: ServeArgs) -> u8 {
         () = accept_loop(listener, server) => {}
         _ = tokio::signal::ctrl_c() => {}
         () = terminated() => {}
+    }
+    #[cfg(unix)]
+    if let Some(path) = &args.unix {
+        let _ = std::fs::remove_file(path);
     }
     exit::OK
 }

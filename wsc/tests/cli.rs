@@ -1065,3 +1065,113 @@ fn bind_address_and_redirects() {
     let _ = serve.kill();
     let _ = serve.wait();
 }
+
+/// A fresh directory for Unix socket files (short: a socket path has room
+/// for about 100 bytes), removed when dropped.
+#[cfg(unix)]
+struct SockDir(PathBuf);
+
+#[cfg(unix)]
+impl SockDir {
+    fn new(tag: &str) -> SockDir {
+        let dir = std::env::temp_dir().join(format!("wsc-{}-{tag}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("socket dir");
+        SockDir(dir)
+    }
+}
+
+#[cfg(unix)]
+impl Drop for SockDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn unix_socket_flag_talks_to_wsc_serve_and_python_websockets() {
+    let dir = SockDir::new("unix");
+    let sock = dir.0.join("serve.sock");
+    let sock_arg = sock.to_str().expect("utf-8 path");
+    let start_serve = || {
+        let p = Proc::spawn(
+            StdCommand::new(env!("CARGO_BIN_EXE_wsc"))
+                .args(["serve", "--unix", sock_arg, "--echo"]),
+        );
+        let shown = p.wait_line("listening", |l| {
+            l.strip_prefix("listening on ")
+                .and_then(|r| r.split_whitespace().next())
+                .map(str::to_owned)
+        });
+        assert_eq!(shown, format!("unix:{sock_arg}"));
+        p
+    };
+    let srv = start_serve();
+    wsc()
+        .args(["ws://localhost/chat", "--unix-socket", sock_arg])
+        .args(["--send", "héllo", "-v"])
+        .assert()
+        .code(0)
+        .stdout("héllo\n")
+        .stderr(predicate::str::contains(format!(
+            "unix socket connected ({sock_arg})"
+        )));
+    // Killed, the server leaves its socket file behind; a new one takes
+    // the stale file over.
+    drop(srv);
+    assert!(sock.exists(), "a killed server leaves its socket file");
+    let _srv = start_serve();
+    wsc()
+        .args([
+            "ws://localhost/",
+            "--unix-socket",
+            sock_arg,
+            "--send",
+            "again",
+        ])
+        .assert()
+        .code(0)
+        .stdout("again\n");
+
+    // Another implementation listening on a path.
+    let py_sock = dir.0.join("py.sock");
+    let py = Proc::spawn(
+        StdCommand::new(python())
+            .arg(root().join("peers/py_server.py"))
+            .arg("--unix")
+            .arg(&py_sock),
+    );
+    py.wait_line("PORT", |l| l.strip_prefix("PORT ").map(|_| ()));
+    let out = wsc()
+        .args(["ws://app.local:9000/headers", "--unix-socket"])
+        .arg(&py_sock)
+        .args(["--send", "x", "--json", "-H", "X-Via: unix"])
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let events = json_lines(&out);
+    assert_eq!(
+        events[0]["remote"],
+        format!("unix:{}", py_sock.display()),
+        "{events:?}"
+    );
+    let seen: Value = events
+        .iter()
+        .find(|e| e["kind"] == "message")
+        .and_then(|e| e["text"].as_str())
+        .and_then(|t| serde_json::from_str(t).ok())
+        .expect("the /headers message");
+    assert_eq!(seen["host"], "app.local:9000", "{seen}");
+    assert_eq!(seen["x-via"], "unix", "{seen}");
+
+    // Nothing there: exit 3 (connect failure), naming the path.
+    wsc()
+        .args(["ws://localhost/", "--unix-socket"])
+        .arg(dir.0.join("none.sock"))
+        .args(["--send", "x"])
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("none.sock"));
+}
