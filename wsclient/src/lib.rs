@@ -35,7 +35,8 @@
 //! - [`proto`]: the sans-I/O protocol engine (frames, masking, UTF-8,
 //!   fragmentation, close handshake, limits). No sockets, no async.
 //! - [`handshake`]: the HTTP/1.1 upgrade, sans-I/O.
-//! - [`transport`]: TCP (Happy Eyeballs, timeouts), proxies, TLS (rustls) and, on Unix, Unix domain sockets.
+//! - [`transport`]: TCP (Happy Eyeballs, timeouts), proxies, TLS (rustls)
+//!   and, on Unix, Unix domain sockets.
 //! - [`socket`]: [`WebSocket`], a `Stream` + `Sink` of [`Message`]s.
 //! - [`connect`](mod@connect): [`ConnectOptions`] and [`connect()`].
 //! - [`server`]: the server role, for demo and test servers.
