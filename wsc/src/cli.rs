@@ -19,7 +19,7 @@ use crate::exit;
         every message received. `wsc demo` runs the README's scenario against an \
         embedded echo server; `wsc serve` runs a small echo or broadcast server; \
         `wsc bench` generates load; `wsc replay` plays back a session recorded with \
-        --record.",
+        --record; `wsc forward` tunnels TCP connections over WebSocket.",
     after_help = exit::HELP,
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true
@@ -50,6 +50,11 @@ pub enum Command {
     /// again, with their original timing.
     #[command(after_help = exit::HELP)]
     Replay(ReplayArgs),
+    /// Tunnel TCP over WebSocket: every connection to a local port gets
+    /// its own WebSocket connection to URL, its bytes carried as binary
+    /// messages both ways (`wsc serve --to` is the other end).
+    #[command(after_help = exit::HELP)]
+    Forward(ForwardArgs),
 }
 
 /// How to connect: handshake headers, TLS, proxy, limits. Shared by the
@@ -192,12 +197,14 @@ pub struct DemoArgs {
 }
 
 /// What `wsc serve` does with messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServeMode {
     /// Send each message back to its sender.
     Echo,
     /// Send each message to every connected client.
     Broadcast,
+    /// Bridge each client to a new TCP connection to this address.
+    Forward(String),
 }
 
 /// `wsc serve`.
@@ -230,6 +237,12 @@ pub struct ServeArgs {
     /// Accept permessage-deflate offers (compressed messages).
     #[arg(long)]
     pub compress: bool,
+    /// Bridge each client to a new TCP connection to HOST:PORT (like
+    /// websockify): its messages' bytes are written there, the bytes read
+    /// there come back as binary messages. A backend that cannot be
+    /// reached closes the client with 1014 (bad gateway).
+    #[arg(long, value_name = "HOST:PORT", conflicts_with_all = ["echo", "broadcast"])]
+    pub to: Option<String>,
     /// Log connections and messages on stderr.
     #[arg(short, long)]
     pub verbose: bool,
@@ -238,12 +251,33 @@ pub struct ServeArgs {
 impl ServeArgs {
     /// The mode chosen by the flags.
     pub fn mode(&self) -> ServeMode {
-        if self.broadcast {
+        if let Some(to) = &self.to {
+            ServeMode::Forward(to.clone())
+        } else if self.broadcast {
             ServeMode::Broadcast
         } else {
             ServeMode::Echo
         }
     }
+}
+
+/// `wsc forward`.
+#[derive(Debug, Clone, Args)]
+pub struct ForwardArgs {
+    /// The ws:// or wss:// URL every local connection is tunnelled to.
+    #[arg(value_name = "URL")]
+    pub url: String,
+    /// The local TCP address to accept connections on (port 0 picks a
+    /// free port; the first line on stdout says which).
+    #[arg(short, long, value_name = "ADDR")]
+    pub listen: String,
+    /// Connection flags.
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    /// Log tunnels opened and closed on stderr (failures are always
+    /// logged).
+    #[arg(short, long)]
+    pub verbose: bool,
 }
 
 /// What each `wsc bench` connection does.

@@ -5,14 +5,17 @@
 //! - `wsc serve`: an echo or broadcast server.
 //! - `wsc bench URL`: a load generator.
 //! - `wsc replay FILE URL`: plays a recorded session back.
+//! - `wsc forward --listen ADDR URL`: tunnels TCP connections over WebSocket.
 //!
 //! Exit codes are listed in [`exit`] and in `wsc --help`.
 
 mod bench;
+mod bridge;
 mod cli;
 mod client;
 mod demo;
 mod exit;
+mod forward;
 mod output;
 mod record;
 mod serve;
@@ -41,6 +44,7 @@ fn main() {
             Some(Command::Demo(a)) => demo::run(a).await,
             Some(Command::Serve(a)) => serve::run(a).await,
             Some(Command::Bench(a)) => bench::run(a).await,
+            Some(Command::Forward(a)) => forward::run(a).await,
             Some(Command::Replay(a)) => match client::Session::from_replay(a) {
                 Ok(s) => client::run(s).await,
                 Err(e) => {

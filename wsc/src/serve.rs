@@ -28,6 +28,8 @@ pub enum Mode {
     Echo,
     /// Send each to everyone on the hub.
     Broadcast(broadcast::Sender<Message>),
+    /// Bridge each client to a new TCP connection to this address.
+    Forward(String),
 }
 
 /// Server settings shared by every connection.
@@ -117,12 +119,17 @@ where
         eprintln!("[{peer}] open {}", request.request.uri());
     }
     let result = match &server.mode {
-        Mode::Echo => echo(&mut ws, &peer, server.verbose).await,
-        Mode::Broadcast(hub) => relay(ws, hub, &peer, server.verbose).await,
+        Mode::Echo => echo(&mut ws, &peer, server.verbose)
+            .await
+            .map(|code| format!("closed {code}")),
+        Mode::Broadcast(hub) => relay(ws, hub, &peer, server.verbose)
+            .await
+            .map(|code| format!("closed {code}")),
+        Mode::Forward(to) => forward_to(ws, to, &peer).await,
     };
     if server.verbose {
         match result {
-            Ok(code) => eprintln!("[{peer}] closed {code}"),
+            Ok(how) => eprintln!("[{peer}] {how}"),
             Err(e) => eprintln!("[{peer}] closed: {e}"),
         }
     }
@@ -160,6 +167,47 @@ where
         }
     }
     Ok(ws.close_code().0)
+}
+
+/// How long `--to` waits for its backend's TCP connect.
+const BACKEND_CONNECT: Duration = Duration::from_secs(10);
+
+/// Forward mode: the client bridged to a new TCP connection to `to`; a
+/// backend that cannot be reached closes the client with 1014 (bad
+/// gateway), logged whether verbose or not.
+async fn forward_to<S>(ws: WebSocket<S>, to: &str, peer: &str) -> Result<String, Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let tcp = match tokio::time::timeout(BACKEND_CONNECT, TcpStream::connect(to)).await {
+        Ok(Ok(tcp)) => tcp,
+        Ok(Err(e)) => return bad_gateway(ws, to, peer, &e.to_string()).await,
+        Err(_) => return bad_gateway(ws, to, peer, "timed out").await,
+    };
+    let _ = tcp.set_nodelay(true);
+    let moved = crate::bridge::bridge(ws, tcp).await?;
+    Ok(format!(
+        "closed ({} bytes to {to}, {} back)",
+        moved.to_tcp, moved.to_ws
+    ))
+}
+
+async fn bad_gateway<S>(
+    mut ws: WebSocket<S>,
+    to: &str,
+    peer: &str,
+    why: &str,
+) -> Result<String, Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    eprintln!("[{peer}] cannot reach {to}: {why}");
+    let _ = tokio::time::timeout(
+        DRAIN,
+        ws.close(wsclient::CloseCode::BAD_GATEWAY, "backend unreachable"),
+    )
+    .await;
+    Ok("closed 1014".to_owned())
 }
 
 /// Broadcast mode: messages from this client go to the hub, messages from
@@ -218,6 +266,7 @@ fn server_for(args: &ServeArgs) -> Server {
     let mode = match args.mode() {
         ServeMode::Echo => Mode::Echo,
         ServeMode::Broadcast => Mode::Broadcast(broadcast::channel(1024).0),
+        ServeMode::Forward(to) => Mode::Forward(to),
     };
     Server {
         accept: AcceptOptions {
@@ -242,7 +291,7 @@ fn broadcast_stdin(hub: broadcast::Sender<Message>) {
     });
 }
 
-async fn terminated() {
+pub async fn terminated() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
@@ -298,8 +347,9 @@ pub async fn run(args: ServeArgs) -> u8 {
             out,
             "listening on {shown} ({})",
             match args.mode() {
-                ServeMode::Echo => "echo",
-                ServeMode::Broadcast => "broadcast",
+                ServeMode::Echo => "echo".to_owned(),
+                ServeMode::Broadcast => "broadcast".to_owned(),
+                ServeMode::Forward(to) => format!("forwarding to {to}"),
             }
         );
         let _ = out.flush();

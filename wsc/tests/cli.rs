@@ -1175,3 +1175,110 @@ fn unix_socket_flag_talks_to_wsc_serve_and_python_websockets() {
         .code(3)
         .stderr(predicate::str::contains("none.sock"));
 }
+
+/// A TCP echo server on a thread (a backend for `wsc serve --to`); its
+/// port.
+fn tcp_echo_backend() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("address").port();
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(mut conn) = conn else { break };
+            std::thread::spawn(move || {
+                let mut back = conn.try_clone().expect("clone");
+                // Echo until the client's end of stream, then end ours.
+                let _ = std::io::copy(&mut conn, &mut back);
+                let _ = back.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    port
+}
+
+/// `wsc forward --listen 127.0.0.1:0 URL` and its local port.
+fn forward(url: &str) -> (Proc, u16) {
+    let p = Proc::spawn(StdCommand::new(env!("CARGO_BIN_EXE_wsc")).args([
+        "forward",
+        "--listen",
+        "127.0.0.1:0",
+        url,
+    ]));
+    let port = p.wait_line("listening", |l| {
+        l.strip_prefix("listening on 127.0.0.1:")
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|p| p.parse().ok())
+    });
+    (p, port)
+}
+
+/// Sends `n` bytes to `port` over TCP, shuts the sending side (a
+/// half-close) and reads until the end of stream: what came back.
+fn send_then_half_close(port: u16, n: usize, seed: u8) -> (Vec<u8>, Vec<u8>) {
+    use std::io::{Read, Write};
+    let sent: Vec<u8> = (0..n)
+        .map(|i| (i.wrapping_mul(31) as u8) ^ seed ^ (i >> 11) as u8)
+        .collect();
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    conn.set_read_timeout(Some(LIMIT)).expect("timeout");
+    let mut reader = conn.try_clone().expect("clone");
+    let got = std::thread::spawn(move || {
+        let mut got = Vec::new();
+        reader
+            .read_to_end(&mut got)
+            .expect("read to the end of stream");
+        got
+    });
+    conn.write_all(&sent).expect("write");
+    conn.shutdown(std::net::Shutdown::Write)
+        .expect("half-close");
+    (sent, got.join().expect("reader"))
+}
+
+#[test]
+fn forward_and_serve_to_tunnel_tcp_through_websocket_with_half_close() {
+    let backend = tcp_echo_backend();
+    let (_srv, url) = serve(&["--to", &format!("127.0.0.1:{backend}")]);
+    let (_fwd, port) = forward(&url);
+    // Two tunnels at once, each its own WebSocket connection; every byte
+    // back after the client's half-close (the end of stream crosses the
+    // WebSocket as an empty message and reaches the backend).
+    let a = std::thread::spawn(move || send_then_half_close(port, (2 << 20) + 7, 1));
+    let b = std::thread::spawn(move || send_then_half_close(port, 100_000, 2));
+    for t in [a, b] {
+        let (sent, got) = t.join().expect("client");
+        assert_eq!(got.len(), sent.len());
+        assert!(got == sent, "the bytes came back changed");
+    }
+}
+
+#[test]
+fn forward_through_python_and_node_echo_servers() {
+    let (_py, base) = py_peer();
+    let (_fwd, port) = forward(&format!("{base}/echo"));
+    let (sent, got) = send_then_half_close(port, (1 << 20) + 3, 3);
+    assert!(got == sent, "python: {} of {} bytes", got.len(), sent.len());
+    if node_ok() {
+        let node = Proc::spawn(
+            StdCommand::new("node")
+                .arg(root().join("peers/node_server.js"))
+                .args(["--port", "0"]),
+        );
+        let node_port: u16 = node.wait_line("PORT", |l| {
+            l.strip_prefix("PORT ").and_then(|n| n.trim().parse().ok())
+        });
+        let (_fwd, port) = forward(&format!("ws://127.0.0.1:{node_port}/echo"));
+        let (sent, got) = send_then_half_close(port, (1 << 20) + 3, 4);
+        assert!(got == sent, "node: {} of {} bytes", got.len(), sent.len());
+    }
+}
+
+#[test]
+fn serve_to_an_unreachable_backend_closes_with_1014() {
+    let (_held, dead) = refusing_port();
+    let (_srv, url) = serve(&["--to", &format!("127.0.0.1:{dead}")]);
+    wsc()
+        .args([&url, "--send", "x", "--json"])
+        .assert()
+        .code(7)
+        .stdout(predicate::str::contains(r#""code":1014"#));
+}
