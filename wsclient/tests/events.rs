@@ -894,3 +894,117 @@ async fn backoff_resets_after_a_stable_connection() {
         ["reconnect 1", "reconnect 2", "reconnect 1"]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_wait_paces_a_producer_to_the_connection_and_loses_nothing() {
+    let peer = Peer::start(PeerKind::Node, &PeerOptions::default());
+    let log = log();
+    let mut ws = Client::new(&peer.url("/echo")).unwrap();
+    ws.max_send_buffer(64 << 10);
+    let l = log.clone();
+    ws.on_buffer_full(move |_| push(&l, "full"));
+    let (echo_tx, mut echo_rx) = mpsc::unbounded_channel();
+    ws.on_message(move |_, m| {
+        let _ = echo_tx.send(m);
+    });
+    let conn = ws.connect();
+    // Far more than the queue holds, from a producer that never handles a
+    // refusal: each message waits for room instead.
+    const N: u32 = 300;
+    let producer = {
+        let conn = conn.clone();
+        tokio::spawn(async move {
+            for i in 0..N {
+                let mut payload = vec![0u8; 16 << 10];
+                payload[..4].copy_from_slice(&i.to_be_bytes());
+                conn.send_wait(payload).await.unwrap();
+            }
+        })
+    };
+    for i in 0..N {
+        let m = tokio::time::timeout(Duration::from_secs(10), echo_rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("echo {i} did not come"))
+            .unwrap();
+        assert_eq!(m.len(), 16 << 10);
+        assert_eq!(&m.as_payload()[..4], &i.to_be_bytes(), "in order");
+    }
+    producer.await.unwrap();
+    assert!(
+        snapshot(&log).iter().any(|e| e == "full"),
+        "the queue filled, so the producer waited"
+    );
+    assert!(conn.stats().queue_bytes <= 64 << 10);
+    conn.close();
+    tokio::time::timeout(Duration::from_secs(5), conn.finished())
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_wait_returns_the_message_when_the_connection_finishes_meanwhile() {
+    let peer = Peer::start(PeerKind::Python, &PeerOptions::default());
+    let log = log();
+    let mut ws = Client::new(&peer.url("/echo")).unwrap();
+    ws.max_send_buffer(64 << 10);
+    let l = log.clone();
+    ws.on_undelivered(move |_, msgs| push(&l, format!("undelivered {}", msgs.len())));
+    let l = log.clone();
+    ws.on_websocket_connect(move |_, _| push(&l, "open"));
+    let conn = ws.connect();
+    wait_for(&log, "the open", |l| l.iter().any(|e| e == "open")).await;
+    // The server process is frozen: it reads nothing more, kernel buffers
+    // fill, then the queue, and the producer ends up waiting.
+    let status = std::process::Command::new("kill")
+        .args(["-STOP", &peer.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let ok = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let producer = {
+        let (conn, ok) = (conn.clone(), ok.clone());
+        tokio::spawn(async move {
+            loop {
+                match conn.send_wait(vec![7u8; 64 << 10]).await {
+                    Ok(()) => ok.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                    Err(e) => break e,
+                };
+            }
+        })
+    };
+    // Stuck: no message taken for a while.
+    let mut last = usize::MAX;
+    loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let now = ok.load(std::sync::atomic::Ordering::Relaxed);
+        if now == last {
+            break;
+        }
+        last = now;
+        assert!(now < 10_000, "never waited: unbounded buffering");
+    }
+    assert!(!producer.is_finished());
+    // The server goes away (killed, its sockets closed by the kernel); no
+    // reconnect is set, so the connection finishes, and the waiting send
+    // comes back with its message.
+    drop(peer);
+    let refused = tokio::time::timeout(Duration::from_secs(10), producer)
+        .await
+        .expect("send_wait returns once the connection is finished")
+        .unwrap();
+    assert_eq!(refused.reason, SendFailure::Closed);
+    assert_eq!(refused.message.len(), 64 << 10);
+    tokio::time::timeout(Duration::from_secs(5), conn.finished())
+        .await
+        .unwrap();
+    let undelivered: usize = snapshot(&log)
+        .iter()
+        .filter_map(|e| e.strip_prefix("undelivered "))
+        .map(|n| n.parse::<usize>().unwrap())
+        .sum();
+    assert_eq!(
+        conn.stats().messages_out as usize + undelivered,
+        ok.load(std::sync::atomic::Ordering::Relaxed),
+        "every message taken is sent or given back"
+    );
+}

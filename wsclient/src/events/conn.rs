@@ -143,7 +143,10 @@ pub(crate) struct Shared {
     /// A reconnect asked for by the user, taken by the task.
     pub reconnect_request: Mutex<Option<Duration>>,
     pub finished: AtomicBool,
-    pub finished_notify: Notify,
+    /// Wakes the tasks waiting in [`Conn::finished`] and
+    /// [`Conn::send_wait`]: at the finish, and when a full queue has
+    /// drained to half its limit.
+    pub waiters: Notify,
 }
 
 /// Where the open connection's addresses come from. On Unix they are
@@ -241,7 +244,7 @@ impl Shared {
             stop_reason: Mutex::new(None),
             reconnect_request: Mutex::new(None),
             finished: AtomicBool::default(),
-            finished_notify: Notify::new(),
+            waiters: Notify::new(),
         }
     }
 }
@@ -312,6 +315,48 @@ impl Conn {
         let data = data.into();
         let len = data.len();
         self.enqueue_with(data, len, Message::Binary)
+    }
+
+    /// Queues a message as [`Conn::send`] does, waiting while the queue is
+    /// full instead of failing with [`SendFailure::BufferFull`]: for a
+    /// producer that should slow down to the pace of the connection
+    /// rather than handle refusals (the queue drains to half its limit
+    /// before it takes more, as for `on_buffer_drain`). The wait also
+    /// spans reconnects, while the queue is kept.
+    ///
+    /// # Errors
+    /// [`SendFailure::Closed`] with the message once the connection is
+    /// finished, also when it finishes during the wait.
+    ///
+    /// ```no_run
+    /// # async fn f(conn: wsclient::Conn, ticks: Vec<String>) -> Result<(), wsclient::events::SendError> {
+    /// for tick in ticks {
+    ///     conn.send_wait(tick).await?;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn send_wait(&self, message: impl Into<Message>) -> Result<(), SendError> {
+        let mut message = message.into();
+        if self.shared.send_type == SendType::Binary {
+            if let Message::Text(t) = message {
+                message = Message::Binary(t.into_bytes());
+            }
+        }
+        loop {
+            // Registered before the try, so a drain between the refusal and
+            // the wait is not missed.
+            let drained = self.shared.waiters.notified();
+            let mut drained = std::pin::pin!(drained);
+            drained.as_mut().enable();
+            match self.enqueue(message) {
+                Err(SendError {
+                    message: refused,
+                    reason: SendFailure::BufferFull,
+                }) => message = refused,
+                done => return done,
+            }
+            drained.await;
+        }
     }
 
     /// Sends a ping (payload at most 125 bytes).
@@ -487,7 +532,7 @@ impl Conn {
     /// Waits until the connection is finished (closed, no reconnect).
     pub async fn finished(&self) {
         loop {
-            let notified = self.shared.finished_notify.notified();
+            let notified = self.shared.waiters.notified();
             if self.is_finished() {
                 return;
             }

@@ -187,7 +187,7 @@ pub(crate) fn run(
             }
         }
         give_back(&mut cb, &conn, lost);
-        conn.shared().finished_notify.notify_waiters();
+        conn.shared().waiters.notify_waiters();
         // Listed as live until now, after the finished notification.
         drop(registration);
     }
@@ -681,6 +681,7 @@ impl Session<'_> {
                     if s.inbox.queued().1 <= s.max_send_buffer / 2 {
                         self.full_announced = false;
                         s.buffer_full.store(false, Ordering::Release);
+                        s.waiters.notify_waiters();
                         cb.on_buffer_drain(self.conn);
                     }
                 }
@@ -770,6 +771,8 @@ impl Session<'_> {
         if self.full_announced && left <= s.max_send_buffer / 2 {
             self.full_announced = false;
             s.buffer_full.store(false, Ordering::Release);
+            // `Conn::send_wait` callers try again.
+            s.waiters.notify_waiters();
             cb.on_buffer_drain(self.conn);
         }
     }
