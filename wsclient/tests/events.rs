@@ -8,40 +8,11 @@ mod support;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use support::log::{Log, log, push, snapshot, wait_for};
 use support::peers::{Peer, PeerKind, PeerOptions};
 use tokio::sync::mpsc;
 use wsclient::events::{Outcome, SendFailure};
 use wsclient::{Client, ConnectOptions, Message, ReconnectPolicy};
-
-type Log = Arc<Mutex<Vec<String>>>;
-
-fn log() -> Log {
-    Arc::new(Mutex::new(Vec::new()))
-}
-
-fn push(log: &Log, s: impl Into<String>) {
-    log.lock().unwrap().push(s.into());
-}
-
-fn snapshot(log: &Log) -> Vec<String> {
-    log.lock().unwrap().clone()
-}
-
-/// Waits (bounded) until `pred` holds for the log.
-async fn wait_for(log: &Log, what: &str, pred: impl Fn(&[String]) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if pred(&snapshot(log)) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}; log: {:?}",
-            snapshot(log)
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
 
 fn recording_client(url: &str, log: &Log) -> Client {
     let mut ws = Client::new(url).unwrap();

@@ -207,27 +207,7 @@ async fn random_packet_loss_delivers_every_message() {
     }
 }
 
-type Log = Arc<Mutex<Vec<String>>>;
-
-fn push(log: &Log, s: impl Into<String>) {
-    log.lock().unwrap().push(s.into());
-}
-
-fn snapshot(log: &Log) -> Vec<String> {
-    log.lock().unwrap().clone()
-}
-
-async fn wait_for(log: &Log, what: &str, limit: Duration, pred: impl Fn(&[String]) -> bool) {
-    let deadline = Instant::now() + limit;
-    while !pred(&snapshot(log)) {
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}; log: {:?}",
-            snapshot(log)
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
+use support::log::{Log, push, snapshot, wait_for_within as wait_for};
 
 fn count(log: &[String], entry: &str) -> usize {
     log.iter().filter(|e| *e == entry).count()

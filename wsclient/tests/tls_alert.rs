@@ -27,7 +27,7 @@ mod support;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::BytesMut;
 use futures_util::StreamExt;
@@ -516,27 +516,7 @@ async fn close_notify_without_a_close_frame_is_an_abnormal_closure() {
 // The event client
 // ---------------------------------------------------------------------------
 
-type Log = Arc<Mutex<Vec<String>>>;
-
-fn push(log: &Log, s: impl Into<String>) {
-    log.lock().unwrap().push(s.into());
-}
-
-fn snapshot(log: &Log) -> Vec<String> {
-    log.lock().unwrap().clone()
-}
-
-async fn wait_for(log: &Log, what: &str, pred: impl Fn(&[String]) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !pred(&snapshot(log)) {
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}; log: {:?}",
-            snapshot(log)
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
+use support::log::{Log, push, snapshot, wait_for};
 
 fn count(log: &[String], entry: &str) -> usize {
     log.iter().filter(|e| *e == entry).count()

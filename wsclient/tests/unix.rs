@@ -11,10 +11,11 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pki::Pki;
+use support::log::{Log, push, snapshot, wait_for};
 use support::peers::{self, Peer, PeerKind, PeerOptions};
 use support::{assert_bytes_eq, assert_ended, json_str_field, next_msg};
 use wsclient::transport::tls::TlsError;
@@ -215,29 +216,6 @@ async fn a_unix_socket_with_no_server_fails_at_once_with_its_path() {
     assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
     assert_eq!(err.phase(), Some(Phase::Unix));
     assert!(err.to_string().contains("nobody.sock"), "{err}");
-}
-
-type Log = Arc<Mutex<Vec<String>>>;
-
-fn push(log: &Log, s: impl Into<String>) {
-    log.lock().unwrap().push(s.into());
-}
-
-fn snapshot(log: &Log) -> Vec<String> {
-    log.lock().unwrap().clone()
-}
-
-/// Waits (bounded) until `pred` holds for the log.
-async fn wait_for(log: &Log, what: &str, pred: impl Fn(&[String]) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !pred(&snapshot(log)) {
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}; log: {:?}",
-            snapshot(log)
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,7 @@
 //! Shared helpers for `wsclient`'s integration tests.
 //!
 //! * [`peers`]: real peer servers (Python `websockets`, Node `ws`).
+//! * [`log`]: a log of event-client callbacks and bounded waits on it.
 //! * [`within`] / [`within_for`]: bound a test body so a hang fails the test
 //!   instead of blocking the suite.
 //! * [`next_msg`], [`assert_bytes_eq`]: small assertions on sockets and
@@ -11,6 +12,7 @@
 //!   hand ([`read_request`], [`response_101`], [`frame`], [`read_close`]).
 #![allow(dead_code)]
 
+pub mod log;
 pub mod peers;
 pub mod ports;
 
