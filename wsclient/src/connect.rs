@@ -577,17 +577,28 @@ impl ConnectOptions {
             }
             return Ok(plain);
         }
-        let config = tls::client_config(self.tls_options())?;
-        let tls = crate::deadline::timeout(
-            self.handshake_timeout,
-            tls::connect(tcp, &target.host, config),
-        )
-        .await
-        .ok_or(Error::Timeout {
-            phase: Phase::Tls,
-            after: self.handshake_timeout,
-        })??;
+        let tls = self.tls_over(tcp, &target.host).await?;
         Ok(MaybeTlsStream::Tls(Box::new(tls)))
+    }
+
+    /// The TLS handshake over `io` for `host`, within the handshake
+    /// timeout.
+    async fn tls_over<S>(
+        &self,
+        io: S,
+        host: &str,
+    ) -> Result<tokio_rustls::client::TlsStream<S>, Error>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let config = tls::client_config(self.tls_options())?;
+        crate::deadline::timeout(self.handshake_timeout, tls::connect(io, host, config))
+            .await
+            .ok_or(Error::Timeout {
+                phase: Phase::Tls,
+                after: self.handshake_timeout,
+            })?
+            .map_err(Error::from)
     }
 
     /// [`ConnectOptions::transport_to`] through the Unix domain socket at
@@ -602,16 +613,7 @@ impl ConnectOptions {
         if !target.tls {
             return Ok(MaybeTlsStream::Unix(stream));
         }
-        let config = tls::client_config(self.tls_options())?;
-        let tls = crate::deadline::timeout(
-            self.handshake_timeout,
-            tls::connect(stream, &target.host, config),
-        )
-        .await
-        .ok_or(Error::Timeout {
-            phase: Phase::Tls,
-            after: self.handshake_timeout,
-        })??;
+        let tls = self.tls_over(stream, &target.host).await?;
         Ok(MaybeTlsStream::UnixTls(Box::new(tls)))
     }
 
