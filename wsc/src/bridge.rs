@@ -137,10 +137,11 @@ where
             tokio::select! {
                 r = &mut up, if !up_done => {
                     up_done = true;
-                    if let Err(e) = r {
-                        // The stream side reports the same failure; say it
-                        // if it ends without one.
-                        break Err(down.await.err().unwrap_or(e));
+                    if r.is_err() {
+                        // Nothing more can be sent: the peer's close came
+                        // (then the stream side ends normally) or the
+                        // connection failed (then it says how).
+                        break down.await;
                     }
                 }
                 r = &mut down => break r,

@@ -328,8 +328,9 @@ impl ConnectOptions {
     /// `Host` header, its path and query in the request, and `wss://` runs
     /// TLS over the socket, verified against the URL's host as over TCP.
     /// Every connection these options make goes to the socket: reconnects
-    /// and followed redirects too, with no DNS lookup and no proxy (one set
-    /// as well is not used); the connect timeout applies
+    /// and followed redirects too, with no DNS lookup, no proxy and no
+    /// local address (any set as well is not used); the connect timeout
+    /// applies
     /// ([`Error::ConnectUnix`], or [`Error::Timeout`] in
     /// [`Phase::Unix`]). Addresses are then not IP addresses:
     /// [`MaybeTlsStream::peer_addr`] is an error and the event client's
