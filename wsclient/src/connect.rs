@@ -53,9 +53,9 @@ pub struct ConnectOptions {
     tls: Option<Box<TlsOptions>>,
     /// `None`: the defaults, kept out of line like `tls`.
     rare: Option<Box<RareOptions>>,
-    handshake_timeout: Duration,
-    config: Config,
-    socket: SocketConfig,
+    pub(crate) handshake_timeout: Duration,
+    pub(crate) config: Config,
+    pub(crate) socket: SocketConfig,
 }
 
 /// The options most connections leave at their defaults: TCP details,
@@ -91,6 +91,16 @@ impl Default for RareOptions {
             unix_socket: None,
         }
     }
+}
+
+/// The application protocol a `wss://` connection offers in TLS (ALPN).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Alpn {
+    /// `http/1.1`: the upgrade of RFC 6455.
+    Http1,
+    /// `h2`: WebSockets over HTTP/2 (RFC 8441, [`crate::http2`]).
+    #[cfg_attr(not(feature = "http2"), allow(dead_code))]
+    H2,
 }
 
 impl std::fmt::Debug for ConnectOptions {
@@ -360,7 +370,7 @@ impl ConnectOptions {
     }
 
     /// The request options in effect.
-    fn request(&self) -> &RequestOptions {
+    pub(crate) fn request(&self) -> &RequestOptions {
         static DEFAULT: std::sync::LazyLock<RequestOptions> =
             std::sync::LazyLock::new(RequestOptions::default);
         self.request.as_deref().unwrap_or(&DEFAULT)
@@ -544,13 +554,19 @@ impl ConnectOptions {
     pub async fn connect_transport(&self) -> Result<MaybeTlsStream, Error> {
         self.check_headers()?;
         let target = self.target()?;
-        self.transport_to(&target).await
+        self.transport_to(&target, Alpn::Http1).await
     }
 
-    async fn transport_to(&self, target: &Target) -> Result<MaybeTlsStream, Error> {
+    /// The transport to `target` (TCP, through the proxy if any, or the
+    /// Unix socket), with TLS for `wss://` offering `alpn`.
+    pub(crate) async fn transport_to(
+        &self,
+        target: &Target,
+        alpn: Alpn,
+    ) -> Result<MaybeTlsStream, Error> {
         #[cfg(unix)]
         if let Some(path) = &self.rare().unix_socket {
-            return self.unix_transport_to(path, target).await;
+            return self.unix_transport_to(path, target, alpn).await;
         }
         let via = self
             .rare()
@@ -578,21 +594,27 @@ impl ConnectOptions {
             }
             return Ok(plain);
         }
-        let tls = self.tls_over(tcp, &target.host).await?;
+        let tls = self.tls_over(tcp, &target.host, alpn).await?;
         Ok(MaybeTlsStream::Tls(Box::new(tls)))
     }
 
-    /// The TLS handshake over `io` for `host`, within the handshake
-    /// timeout.
+    /// The TLS handshake over `io` for `host`, offering `alpn`, within the
+    /// handshake timeout.
     async fn tls_over<S>(
         &self,
         io: S,
         host: &str,
+        alpn: Alpn,
     ) -> Result<tokio_rustls::client::TlsStream<S>, Error>
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        let config = tls::client_config(self.tls_options())?;
+        let mut config = tls::client_config(self.tls_options())?;
+        if alpn == Alpn::H2 {
+            let mut h2 = (*config).clone();
+            h2.alpn_protocols = vec![b"h2".to_vec()];
+            config = std::sync::Arc::new(h2);
+        }
         crate::deadline::timeout(self.handshake_timeout, tls::connect(io, host, config))
             .await
             .ok_or(Error::Timeout {
@@ -609,12 +631,13 @@ impl ConnectOptions {
         &self,
         path: &std::path::Path,
         target: &Target,
+        alpn: Alpn,
     ) -> Result<MaybeTlsStream, Error> {
         let stream = crate::transport::unix::connect(path, self.rare().tcp.connect_timeout).await?;
         if !target.tls {
             return Ok(MaybeTlsStream::Unix(stream));
         }
-        let tls = self.tls_over(stream, &target.host).await?;
+        let tls = self.tls_over(stream, &target.host, alpn).await?;
         Ok(MaybeTlsStream::UnixTls(Box::new(tls)))
     }
 
@@ -776,7 +799,7 @@ impl ConnectOptions {
                     self.request_for(u, same_origin)
                 }
             };
-            let io = self.transport_to(&target).await?;
+            let io = self.transport_to(&target, Alpn::Http1).await?;
             on_transport(&io);
             let rejected = match self.handshake_at(io, &target, &request).await {
                 Err(Error::Handshake(HandshakeError::Rejected(r)))

@@ -39,6 +39,8 @@
 //!   and, on Unix, Unix domain sockets.
 //! - [`socket`]: [`WebSocket`], a `Stream` + `Sink` of [`Message`]s.
 //! - [`connect`](mod@connect): [`ConnectOptions`] and [`connect()`].
+//! - [`http2`]: WebSockets over HTTP/2 (RFC 8441), many per connection
+//!   (feature `http2`, on by default).
 //! - [`server`]: the server role, for demo and test servers.
 //! - [`events`]: the seed's event-driven [`Client`] (callbacks,
 //!   heartbeat, reconnect, send queue) and the host loop [`run_all`].
@@ -53,6 +55,8 @@ mod deadline;
 pub mod error;
 pub mod events;
 pub mod handshake;
+#[cfg(feature = "http2")]
+pub mod http2;
 pub mod message;
 pub mod proto;
 pub mod server;

@@ -86,6 +86,15 @@ pub enum HandshakeError {
     /// The request (on the server side) is not a valid WebSocket upgrade.
     #[error("not a WebSocket upgrade request: {0}")]
     BadRequest(&'static str),
+    /// The server does not offer WebSockets over HTTP/2 (RFC 8441): it did
+    /// not select `h2` in TLS, or did not enable the extended CONNECT
+    /// protocol in its HTTP/2 settings.
+    #[error("the server does not offer WebSockets over HTTP/2: {0}")]
+    Http2Unsupported(&'static str),
+    /// The HTTP/2 connection or stream failed during the handshake.
+    #[cfg(feature = "http2")]
+    #[error("HTTP/2: {0}")]
+    Http2(#[source] h2::Error),
 }
 
 impl HandshakeError {
@@ -109,7 +118,10 @@ impl HandshakeError {
             | HandshakeError::Malformed(_)
             | HandshakeError::Incomplete
             | HandshakeError::InvalidHeader { .. }
-            | HandshakeError::BadRequest(_) => None,
+            | HandshakeError::BadRequest(_)
+            | HandshakeError::Http2Unsupported(_) => None,
+            #[cfg(feature = "http2")]
+            HandshakeError::Http2(_) => None,
         }
     }
 

@@ -109,6 +109,38 @@ impl Response {
         Ok(Parsed::of(&resp, &raw)?.with_raw(raw))
     }
 
+    /// A response that came as HTTP/2 headers (WebSockets over HTTP/2, RFC
+    /// 8441): its raw head is written as an `HTTP/2 STATUS` line and one
+    /// `name: value` line per header, so that it prints and reads as an
+    /// HTTP/1.1 head does.
+    #[cfg(feature = "http2")]
+    pub(crate) fn from_http2(status: http::StatusCode, headers: &http::HeaderMap) -> Response {
+        let mut raw = format!("HTTP/2 {}\r\n", status.as_u16()).into_bytes();
+        let at = |raw: &Vec<u8>| u32::try_from(raw.len()).unwrap_or(u32::MAX);
+        let mut fields = Vec::with_capacity(headers.len());
+        for (name, value) in headers {
+            let name_start = at(&raw);
+            raw.extend_from_slice(name.as_str().as_bytes());
+            let name_end = at(&raw);
+            raw.extend_from_slice(b": ");
+            let value_start = at(&raw);
+            raw.extend_from_slice(value.as_bytes());
+            fields.push(Field {
+                name: (name_start, name_end),
+                value: (value_start, at(&raw)),
+            });
+            raw.extend_from_slice(b"\r\n");
+        }
+        raw.extend_from_slice(b"\r\n");
+        Response {
+            status,
+            raw: Bytes::from(raw),
+            fields,
+            body: Bytes::new(),
+            http: OnceLock::new(),
+        }
+    }
+
     /// The same response with `body` as the start of its body (what was
     /// read of a refusal's body, at most
     /// [`REJECTED_BODY_MAX`](crate::handshake::client::REJECTED_BODY_MAX)

@@ -1,0 +1,227 @@
+//! WebSockets over HTTP/2 (RFC 8441, `wsclient::http2`) against a real
+//! HTTP/2 server of another implementation: Node's `node:http2` with the
+//! extended CONNECT protocol enabled, its WebSocket frames read and written
+//! by Node `ws`'s Receiver and Sender (`peers/h2_server.js`). Many
+//! WebSockets on one connection, in clear (h2c) and over TLS (ALPN h2,
+//! certificates made by the test), refusals and a server without RFC 8441.
+#![cfg(feature = "http2")]
+
+#[path = "support/pki.rs"]
+mod pki;
+mod support;
+
+use std::process::{Child, Command, Stdio};
+
+use pki::Pki;
+use support::peers::{binary_payload, wait_for_port, workspace_root};
+use support::{assert_bytes_eq, assert_ended, json_str_field, next_msg};
+use wsclient::handshake::HandshakeError;
+use wsclient::http2::{Http2Connection, Http2Stream};
+use wsclient::{CloseCode, ConnectOptions, Error, Message, WebSocket};
+
+/// `peers/h2_server.js` with `args`; killed when dropped.
+struct H2Peer {
+    child: Child,
+    port: u16,
+}
+
+impl H2Peer {
+    fn start(args: &[&str]) -> H2Peer {
+        let mut child = Command::new("node")
+            .arg(workspace_root().join("peers/h2_server.js"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("node (run scripts/install-peers.sh)");
+        let port = wait_for_port(&mut child, "node-http2").unwrap_or_else(|e| {
+            let _ = child.kill();
+            panic!("the HTTP/2 peer did not start: {e} (is scripts/install-peers.sh done?)")
+        });
+        H2Peer { child, port }
+    }
+}
+
+impl Drop for H2Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn next_text(ws: &mut WebSocket<Http2Stream>) -> String {
+    match next_msg(ws).await {
+        Message::Text(t) => t.as_str().to_owned(),
+        other => panic!("expected text, got {other:?}"),
+    }
+}
+
+/// Text, binary and a 1 MiB + 3 byte message (beyond HTTP/2's initial
+/// 64 KiB flow-control windows both ways) echoed whole; a clean close.
+async fn echo_and_close(ws: &mut WebSocket<Http2Stream>, tag: &str) {
+    ws.send(Message::text(format!("hello {tag}")))
+        .await
+        .unwrap();
+    assert_eq!(next_text(ws).await, format!("hello {tag}"));
+    let big = binary_payload((1 << 20) + 3);
+    ws.send(Message::binary(big.clone())).await.unwrap();
+    assert_bytes_eq(next_msg(ws).await.as_payload(), &big, tag);
+    ws.close(CloseCode::NORMAL, "").await.unwrap();
+    assert_ended(ws).await;
+    assert_eq!(ws.close_code(), CloseCode::NORMAL, "{tag}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_websockets_share_one_http2_connection() {
+    let peer = H2Peer::start(&[]);
+    let h2 = Http2Connection::connect(
+        ConnectOptions::new(format!("ws://127.0.0.1:{}/echo", peer.port))
+            .header("X-Token", "abc")
+            .subprotocol("chat.v2")
+            .subprotocol("chat.v1"),
+    )
+    .await
+    .unwrap();
+    // The request as the server saw it, on this connection.
+    let (mut first, response) = h2.websocket("/headers?x=1").await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.raw().starts_with(b"HTTP/2 200\r\n"), "{response}");
+    assert!(response.header("date").is_some(), "{response}");
+    let seen = next_text(&mut first).await;
+    assert_eq!(
+        json_str_field(&seen, ":method").as_deref(),
+        Some("CONNECT"),
+        "{seen}"
+    );
+    assert_eq!(
+        json_str_field(&seen, ":protocol").as_deref(),
+        Some("websocket"),
+        "{seen}"
+    );
+    assert_eq!(
+        json_str_field(&seen, ":path").as_deref(),
+        Some("/headers?x=1"),
+        "{seen}"
+    );
+    assert_eq!(
+        json_str_field(&seen, ":scheme").as_deref(),
+        Some("http"),
+        "{seen}"
+    );
+    assert_eq!(
+        json_str_field(&seen, ":authority").as_deref(),
+        Some(format!("127.0.0.1:{}", peer.port).as_str()),
+        "{seen}"
+    );
+    assert_eq!(
+        json_str_field(&seen, "x-token").as_deref(),
+        Some("abc"),
+        "{seen}"
+    );
+    assert_eq!(
+        json_str_field(&seen, "sec-websocket-version").as_deref(),
+        Some("13"),
+        "{seen}"
+    );
+    assert_eq!(
+        json_str_field(&seen, "sec-websocket-protocol").as_deref(),
+        Some("chat.v2, chat.v1"),
+        "{seen}"
+    );
+    echo_and_close(&mut first, "first").await;
+
+    // Twenty more at once, each its own stream, all on the same connection.
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let h2 = h2.clone();
+        tasks.push(tokio::spawn(async move {
+            let (mut ws, _) = h2.websocket("").await.unwrap();
+            echo_and_close(&mut ws, &format!("stream {i}")).await;
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let (mut last, _) = h2.websocket("/headers").await.unwrap();
+    let seen = next_text(&mut last).await;
+    assert!(
+        seen.contains(r#""sessions":1,"#),
+        "one TCP connection: {seen}"
+    );
+    assert!(
+        seen.contains(r#""streams":22"#),
+        "22 WebSockets on it: {seen}"
+    );
+    last.close(CloseCode::NORMAL, "").await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wss_over_http2_negotiates_h2_and_verifies_the_certificate() {
+    let pki = Pki::new("h2");
+    let cert = pki.server("server", &["localhost"]);
+    let (c, k) = cert.pair();
+    let peer = H2Peer::start(&[
+        "--tls-cert",
+        c.to_str().unwrap(),
+        "--tls-key",
+        k.to_str().unwrap(),
+        "--subprotocols",
+        "chat.v1",
+    ]);
+    let url = format!("wss://localhost:{}/echo", peer.port);
+    let h2 = Http2Connection::connect(
+        ConnectOptions::new(&url)
+            .ca_file(&pki.ca)
+            .subprotocol("chat.v2")
+            .subprotocol("chat.v1"),
+    )
+    .await
+    .unwrap();
+    let (mut ws, response) = h2.websocket("").await.unwrap();
+    assert_eq!(response.subprotocol(), Some("chat.v1"));
+    echo_and_close(&mut ws, "tls").await;
+    // Verification stays on: an unknown issuer is refused.
+    let err = Http2Connection::connect(ConnectOptions::new(&url))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Tls(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_refusal_keeps_its_status_headers_and_body() {
+    let peer = H2Peer::start(&[]);
+    let h2 = Http2Connection::connect(ConnectOptions::new(format!(
+        "ws://127.0.0.1:{}/",
+        peer.port
+    )))
+    .await
+    .unwrap();
+    let err = h2.websocket("/reject?status=429").await.unwrap_err();
+    let response = err.response().expect("the refusal's response");
+    assert_eq!(response.status(), 429);
+    assert_eq!(response.header("x-reject"), Some(&b"yes"[..]));
+    assert_eq!(response.body_start(), b"rejected 429");
+    assert!(
+        matches!(err, Error::Handshake(HandshakeError::Rejected(_))),
+        "{err:?}"
+    );
+    // The connection is still usable for the next WebSocket.
+    let (mut ws, _) = h2.websocket("/echo").await.unwrap();
+    echo_and_close(&mut ws, "after a refusal").await;
+}
+
+#[tokio::test]
+async fn a_server_without_extended_connect_is_a_typed_error() {
+    let peer = H2Peer::start(&["--no-connect-protocol"]);
+    let err = Http2Connection::connect(ConnectOptions::new(format!(
+        "ws://127.0.0.1:{}/echo",
+        peer.port
+    )))
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, Error::Handshake(HandshakeError::Http2Unsupported(_))),
+        "{err:?}"
+    );
+}
