@@ -74,6 +74,9 @@ struct RareOptions {
     /// Connect through this Unix domain socket instead of TCP.
     #[cfg(unix)]
     unix_socket: Option<std::path::PathBuf>,
+    /// Open WebSockets as streams of this session's HTTP/2 connection.
+    #[cfg(feature = "http2")]
+    http2: Option<crate::http2::Http2Session>,
 }
 
 impl Default for RareOptions {
@@ -89,6 +92,8 @@ impl Default for RareOptions {
             bulk_read_tries: crate::transport::BULK_TRIES,
             #[cfg(unix)]
             unix_socket: None,
+            #[cfg(feature = "http2")]
+            http2: None,
         }
     }
 }
@@ -124,6 +129,8 @@ impl std::fmt::Debug for ConnectOptions {
             .field("tcp", &self.rare().tcp);
         #[cfg(unix)]
         d.field("unix_socket", &self.rare().unix_socket);
+        #[cfg(feature = "http2")]
+        d.field("http2", &self.rare().http2);
         d.field("tls", self.tls_options())
             .field("proxy", &self.rare().proxy)
             .field("proxy_timeout", &self.rare().proxy_timeout)
@@ -359,6 +366,37 @@ impl ConnectOptions {
     #[must_use]
     pub fn unix_socket(mut self, path: impl Into<std::path::PathBuf>) -> Self {
         self.rare_mut().unix_socket = Some(path.into());
+        self
+    }
+
+    /// Opens every WebSocket of these options as a stream of `session`'s
+    /// HTTP/2 connection (RFC 8441, [`crate::http2`]) instead of a
+    /// connection of its own: all the options, clients and reconnects
+    /// given the same session share one TCP (and TLS) connection, made
+    /// when first needed and again when it has ended. The URL's path and
+    /// query, the headers, subprotocols, limits and timeouts of these
+    /// options apply to each WebSocket; the session's own options make the
+    /// connection (its URL names the server). Redirects are not followed
+    /// over HTTP/2.
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), wsclient::Error> {
+    /// use wsclient::http2::Http2Session;
+    /// use wsclient::{Client, ConnectOptions};
+    ///
+    /// let session = Http2Session::new(ConnectOptions::new("wss://example.com/"));
+    /// for feed in ["/prices", "/orders", "/news"] {
+    ///     let url = format!("wss://example.com{feed}");
+    ///     let mut client = Client::with_options(ConnectOptions::new(url).via_http2(session.clone()))?;
+    ///     client.on_message(|_, m| println!("{m}"));
+    ///     client.connect();
+    /// }
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "http2")]
+    #[must_use]
+    pub fn via_http2(mut self, session: crate::http2::Http2Session) -> Self {
+        self.rare_mut().http2 = Some(session);
         self
     }
 
@@ -777,6 +815,17 @@ impl ConnectOptions {
         F: FnMut(&MaybeTlsStream),
     {
         self.check_headers()?;
+        #[cfg(feature = "http2")]
+        if let Some(session) = &self.rare().http2 {
+            let target = self.target()?;
+            let (stream, response) = session.open_stream_for(&target.resource, self).await?;
+            let io = MaybeTlsStream::Http2(Box::new(stream));
+            on_transport(&io);
+            let engine = Engine::new(Role::Client, self.config.clone());
+            let mut ws = WebSocket::from_parts(io, engine, self.socket.clone(), BytesMut::new());
+            ws.set_keep_read_buffer(self.rare().keep_read_buffer);
+            return Ok((ws, response));
+        }
         // A plain URL (most are) is read without the WHATWG parser, and has
         // no credentials to add; `url` is the parsed URL of the attempt,
         // when it was parsed.

@@ -30,7 +30,10 @@
 
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use h2::client::SendRequest;
@@ -40,7 +43,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::connect::{Alpn, ConnectOptions};
 use crate::error::{Error, Phase};
-use crate::handshake::client::{self as hs, Target};
+use crate::handshake::client::{self as hs, RequestOptions, Target};
 use crate::handshake::{HandshakeError, Response};
 use crate::proto::{Engine, Role};
 use crate::socket::WebSocket;
@@ -55,6 +58,8 @@ pub struct Http2Connection {
     send: SendRequest<Bytes>,
     options: ConnectOptions,
     target: Target,
+    /// Cleared when the connection has ended or refuses new streams.
+    open: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Http2Connection {
@@ -84,6 +89,7 @@ impl Http2Connection {
     /// [`HandshakeError::Http2`] for HTTP/2 failures; a timeout.
     pub async fn connect(options: ConnectOptions) -> Result<Http2Connection, Error> {
         let target = options.target()?;
+        let open = Arc::new(AtomicBool::new(true));
         let io = options.transport_to(&target, Alpn::H2).await?;
         if let MaybeTlsStream::Tls(tls) = &io {
             if tls.get_ref().1.alpn_protocol() != Some(b"h2") {
@@ -101,10 +107,12 @@ impl Http2Connection {
             let mut ping = connection
                 .ping_pong()
                 .ok_or(HandshakeError::Http2Unsupported("no ping"))?;
+            let ended = open.clone();
             tokio::spawn(async move {
                 if let Err(e) = connection.await {
                     tracing::debug!(error = %e, "HTTP/2 connection ended");
                 }
+                ended.store(false, Ordering::Release);
             });
             // The server's SETTINGS frame is the first it sends, so it has
             // been read by the time the answer to this ping arrives.
@@ -127,7 +135,15 @@ impl Http2Connection {
             send,
             options,
             target,
+            open,
         })
+    }
+
+    /// Whether the connection may still open streams (it has not ended,
+    /// and no failure of its own refused one).
+    #[must_use]
+    pub fn is_open(&self) -> bool {
+        self.open.load(Ordering::Acquire)
     }
 
     /// Opens a WebSocket at `path` (path and query, such as `/chat?room=1`;
@@ -141,23 +157,54 @@ impl Http2Connection {
     /// [`HandshakeError::InvalidHeader`], [`HandshakeError::Http2`] when
     /// the stream or connection fails, a timeout.
     pub async fn websocket(&self, path: &str) -> Result<(WebSocket<Http2Stream>, Response), Error> {
+        let (stream, response) = self
+            .open_stream(path, self.options.request(), self.options.handshake_timeout)
+            .await?;
+        Ok((self.socket_over(stream), response))
+    }
+
+    /// The [`WebSocket`] of the options' settings over `io`.
+    pub(crate) fn socket_over<S>(&self, io: S) -> WebSocket<S>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let engine = Engine::new(Role::Client, self.options.config.clone());
+        WebSocket::from_parts(io, engine, self.options.socket.clone(), BytesMut::new())
+    }
+
+    /// [`Http2Connection::websocket`]'s stream and response, before the
+    /// socket is made over it: the request of `options` (headers,
+    /// subprotocols) for `path`, answered within `limit`.
+    pub(crate) async fn open_stream(
+        &self,
+        path: &str,
+        options: &RequestOptions,
+        limit: Duration,
+    ) -> Result<(Http2Stream, Response), Error> {
         let path = if path.is_empty() {
             self.target.resource.as_str()
         } else {
             path
         };
-        let request = self.request(path)?;
+        let request = self.request(path, options)?;
         let open = async {
-            let mut send = self.send.clone().ready().await.map_err(h2_error)?;
-            let (response, stream) = send.send_request(request, false).map_err(h2_error)?;
-            let (head, mut body) = response.await.map_err(h2_error)?.into_parts();
+            let mut send = self
+                .send
+                .clone()
+                .ready()
+                .await
+                .map_err(|e| self.failed(e))?;
+            let (response, stream) = send
+                .send_request(request, false)
+                .map_err(|e| self.failed(e))?;
+            let (head, mut body) = response.await.map_err(|e| self.failed(e))?.into_parts();
             let response = Response::from_http2(head.status, &head.headers);
             if !head.status.is_success() {
                 let start = body_start(&mut body).await;
                 return Err(hs::rejected(response, start).into());
             }
             if let Some(chosen) = response.subprotocol() {
-                if !self.options.request().protocols.iter().any(|p| p == chosen) {
+                if !options.protocols.iter().any(|p| p == chosen) {
                     return Err(HandshakeError::UnofferedProtocol {
                         protocol: chosen.to_owned(),
                         response: None,
@@ -166,30 +213,36 @@ impl Http2Connection {
                     .into());
                 }
             }
-            let engine = Engine::new(Role::Client, self.options.config.clone());
             let io = Http2Stream {
                 send: stream,
                 recv: body,
                 unread: Bytes::new(),
+                tls: self.target.tls,
             };
-            let ws =
-                WebSocket::from_parts(io, engine, self.options.socket.clone(), BytesMut::new());
-            Ok((ws, response))
+            Ok((io, response))
         };
-        crate::deadline::timeout(self.options.handshake_timeout, open)
+        crate::deadline::timeout(limit, open)
             .await
             .ok_or(Error::Timeout {
                 phase: Phase::Upgrade,
-                after: self.options.handshake_timeout,
+                after: limit,
             })?
+    }
+
+    /// An HTTP/2 failure opening a stream: one of the connection (it went
+    /// away, its I/O failed) marks it as no longer open.
+    fn failed(&self, e: h2::Error) -> Error {
+        if e.is_go_away() || e.is_io() || e.reason().is_none() {
+            self.open.store(false, Ordering::Release);
+        }
+        h2_error(e)
     }
 
     /// The extended CONNECT request for `path`: `:protocol websocket`,
     /// `sec-websocket-version: 13`, the offered subprotocols and the
     /// user's headers (less those HTTP/2 forbids or the handshake owns;
     /// a user's `Host` becomes the `:authority`).
-    fn request(&self, path: &str) -> Result<http::Request<()>, Error> {
-        let options = self.options.request();
+    fn request(&self, path: &str, options: &RequestOptions) -> Result<http::Request<()>, Error> {
         let authority = match options.headers.get(header::HOST) {
             Some(host) => host
                 .to_str()
@@ -241,6 +294,77 @@ impl Http2Connection {
     }
 }
 
+/// An HTTP/2 connection made when first needed and made again when the
+/// last one has ended: what [`ConnectOptions::via_http2`] shares between
+/// connections (the event client's reconnects, `wsc bench`'s thousands of
+/// WebSockets), so that they ride one HTTP/2 connection while it lasts.
+/// Cheap to clone; clones share the connection.
+#[derive(Clone)]
+pub struct Http2Session {
+    options: ConnectOptions,
+    current: Arc<tokio::sync::Mutex<Option<Http2Connection>>>,
+}
+
+impl std::fmt::Debug for Http2Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Http2Session")
+            .field("url", &self.options.url())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Http2Session {
+    /// A session connecting with `options` (its URL names the server; its
+    /// transport, TLS and handshake settings make the connection). Nothing
+    /// is connected yet.
+    #[must_use]
+    pub fn new(options: ConnectOptions) -> Http2Session {
+        Http2Session {
+            options,
+            current: Arc::default(),
+        }
+    }
+
+    /// The open connection, connecting first when there is none (callers
+    /// that come meanwhile wait for that one connect).
+    ///
+    /// # Errors
+    /// As [`Http2Connection::connect`].
+    pub async fn connection(&self) -> Result<Http2Connection, Error> {
+        let mut current = self.current.lock().await;
+        if let Some(c) = current.as_ref().filter(|c| c.is_open()) {
+            return Ok(c.clone());
+        }
+        *current = None;
+        let c = Http2Connection::connect(self.options.clone()).await?;
+        *current = Some(c.clone());
+        Ok(c)
+    }
+
+    /// A WebSocket at `path` on the session's connection (see
+    /// [`Http2Connection::websocket`]).
+    ///
+    /// # Errors
+    /// As [`Http2Session::connection`] and [`Http2Connection::websocket`].
+    pub async fn websocket(&self, path: &str) -> Result<(WebSocket<Http2Stream>, Response), Error> {
+        self.connection().await?.websocket(path).await
+    }
+
+    /// The stream of a WebSocket at `path` on the session's connection,
+    /// requested with `options`' headers and subprotocols within its
+    /// handshake timeout (for [`ConnectOptions::via_http2`]).
+    pub(crate) async fn open_stream_for(
+        &self,
+        path: &str,
+        options: &ConnectOptions,
+    ) -> Result<(Http2Stream, Response), Error> {
+        self.connection()
+            .await?
+            .open_stream(path, options.request(), options.handshake_timeout)
+            .await
+    }
+}
+
 /// Request headers not sent over HTTP/2: connection-specific ones (RFC
 /// 9113 section 8.2.2), `Host` (the `:authority` instead) and those of the
 /// HTTP/1.1 upgrade.
@@ -282,6 +406,16 @@ pub struct Http2Stream {
     recv: RecvStream,
     /// The rest of the last DATA payload, not read yet.
     unread: Bytes,
+    /// The connection runs over TLS.
+    tls: bool,
+}
+
+impl Http2Stream {
+    /// Whether the HTTP/2 connection runs over TLS (`wss://`).
+    #[must_use]
+    pub fn is_tls(&self) -> bool {
+        self.tls
+    }
 }
 
 impl std::fmt::Debug for Http2Stream {

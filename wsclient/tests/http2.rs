@@ -11,6 +11,7 @@ mod pki;
 mod support;
 
 use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 use pki::Pki;
 use support::peers::{binary_payload, wait_for_port, workspace_root};
@@ -224,4 +225,71 @@ async fn a_server_without_extended_connect_is_a_typed_error() {
         matches!(err, Error::Handshake(HandshakeError::Http2Unsupported(_))),
         "{err:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_clients_share_a_session_and_reconnect_over_a_new_connection() {
+    use support::log::{log, push, snapshot, wait_for};
+    use wsclient::Client;
+    use wsclient::http2::Http2Session;
+
+    let peer = H2Peer::start(&[]);
+    let port = peer.port.to_string();
+    let base = format!("ws://127.0.0.1:{port}");
+    let session = Http2Session::new(ConnectOptions::new(format!("{base}/")));
+    let log = log();
+    let mut conns = Vec::new();
+    for i in 0..5 {
+        let mut c = Client::with_options(
+            ConnectOptions::new(format!("{base}/echo?client={i}")).via_http2(session.clone()),
+        )
+        .unwrap();
+        let l = log.clone();
+        c.on_connect(move |conn| push(&l, format!("connect {i} {:?}", conn.remote_addr())));
+        c.on_websocket_connect(move |conn, response| {
+            assert_eq!(response.status(), 200);
+            conn.send(format!("hello {i}")).unwrap();
+        });
+        let l = log.clone();
+        c.on_message(move |_, m| push(&l, format!("message {m}")));
+        c.on_close(|conn| conn.reconnect(Duration::from_millis(50)));
+        conns.push(c.connect());
+    }
+    let echoes = |l: &[String], n: usize| {
+        (0..5).all(|i| {
+            l.iter()
+                .filter(|e| **e == format!("message hello {i}"))
+                .count()
+                == n
+        })
+    };
+    wait_for(&log, "five echoes", |l| echoes(l, 1)).await;
+    assert!(snapshot(&log).contains(&"connect 0 None".to_owned()));
+    let (mut probe, _) = session.websocket("/headers").await.unwrap();
+    let seen = next_text(&mut probe).await;
+    assert!(
+        seen.contains(r#""sessions":1,"#),
+        "five clients, one connection: {seen}"
+    );
+    probe.close(CloseCode::NORMAL, "").await.unwrap();
+
+    // The server restarts: every client reconnects, over one new HTTP/2
+    // connection the session makes.
+    drop(peer);
+    let peer = H2Peer::start(&["--port", &port]);
+    wait_for(&log, "five echoes again", |l| echoes(l, 2)).await;
+    let (mut probe, _) = session.websocket("/headers").await.unwrap();
+    let seen = next_text(&mut probe).await;
+    assert!(
+        seen.contains(r#""sessions":1,"#),
+        "one new connection: {seen}"
+    );
+    probe.close(CloseCode::NORMAL, "").await.unwrap();
+    for conn in conns {
+        conn.close();
+        tokio::time::timeout(Duration::from_secs(5), conn.finished())
+            .await
+            .unwrap();
+    }
+    drop(peer);
 }

@@ -173,8 +173,7 @@ impl Addrs {
     pub(crate) fn lend(&mut self, io: &crate::transport::MaybeTlsStream) {
         #[cfg(unix)]
         {
-            use std::os::fd::AsRawFd as _;
-            self.socket = Some(io.as_raw_fd());
+            self.socket = io.raw_fd();
         }
         #[cfg(not(unix))]
         {

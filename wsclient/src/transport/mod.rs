@@ -38,6 +38,10 @@ pub enum MaybeTlsStream {
     /// TLS over a Unix domain socket (a `wss://` URL; boxed like `Tls`).
     #[cfg(unix)]
     UnixTls(Box<tokio_rustls::client::TlsStream<tokio::net::UnixStream>>),
+    /// A stream of an HTTP/2 connection (RFC 8441,
+    /// [`crate::ConnectOptions::via_http2`]); boxed.
+    #[cfg(feature = "http2")]
+    Http2(Box<crate::http2::Http2Stream>),
 }
 
 impl MaybeTlsStream {
@@ -55,6 +59,8 @@ impl MaybeTlsStream {
             MaybeTlsStream::Tls(s) => Some(s.get_ref().0),
             #[cfg(unix)]
             MaybeTlsStream::Unix(_) | MaybeTlsStream::UnixTls(_) => None,
+            #[cfg(feature = "http2")]
+            MaybeTlsStream::Http2(_) => None,
         }
     }
 
@@ -65,7 +71,7 @@ impl MaybeTlsStream {
         match self {
             MaybeTlsStream::Unix(s) => Some(s),
             MaybeTlsStream::UnixTls(s) => Some(s.get_ref().0),
-            MaybeTlsStream::Plain(_) | MaybeTlsStream::Tls(_) => None,
+            _ => None,
         }
     }
 
@@ -79,6 +85,8 @@ impl MaybeTlsStream {
             MaybeTlsStream::Unix(_) => false,
             #[cfg(unix)]
             MaybeTlsStream::UnixTls(_) => true,
+            #[cfg(feature = "http2")]
+            MaybeTlsStream::Http2(s) => s.is_tls(),
         }
     }
 
@@ -114,7 +122,8 @@ impl MaybeTlsStream {
     /// # Errors
     /// The socket's error, if it has none (it was closed);
     /// [`io::ErrorKind::Unsupported`] for a Unix domain socket, which has
-    /// no IP address ([`MaybeTlsStream::unix`] has its path).
+    /// no IP address ([`MaybeTlsStream::unix`] has its path), and for a
+    /// stream of an HTTP/2 connection.
     pub fn peer_addr(&self) -> io::Result<std::net::SocketAddr> {
         self.tcp().ok_or_else(no_ip_address)?.peer_addr()
     }
@@ -134,19 +143,25 @@ impl MaybeTlsStream {
 fn no_ip_address() -> io::Error {
     io::Error::new(
         io::ErrorKind::Unsupported,
-        "a Unix domain socket has no IP address",
+        "no IP address of its own (a Unix domain socket, or a stream of an HTTP/2 connection)",
     )
 }
 
 #[cfg(unix)]
-impl std::os::fd::AsRawFd for MaybeTlsStream {
-    /// The socket's descriptor (TCP or Unix domain).
-    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+impl MaybeTlsStream {
+    /// The descriptor of the connection's own socket (TCP or Unix domain);
+    /// `None` for a stream of an HTTP/2 connection, which shares its
+    /// connection's socket.
+    #[must_use]
+    pub fn raw_fd(&self) -> Option<std::os::fd::RawFd> {
+        use std::os::fd::AsRawFd as _;
         match self {
-            MaybeTlsStream::Plain(s) => s.get_ref().as_raw_fd(),
-            MaybeTlsStream::Tls(s) => s.get_ref().0.as_raw_fd(),
-            MaybeTlsStream::Unix(s) => s.as_raw_fd(),
-            MaybeTlsStream::UnixTls(s) => s.get_ref().0.as_raw_fd(),
+            MaybeTlsStream::Plain(s) => Some(s.get_ref().as_raw_fd()),
+            MaybeTlsStream::Tls(s) => Some(s.get_ref().0.as_raw_fd()),
+            MaybeTlsStream::Unix(s) => Some(s.as_raw_fd()),
+            MaybeTlsStream::UnixTls(s) => Some(s.get_ref().0.as_raw_fd()),
+            #[cfg(feature = "http2")]
+            MaybeTlsStream::Http2(_) => None,
         }
     }
 }
@@ -164,6 +179,8 @@ impl AsyncRead for MaybeTlsStream {
             MaybeTlsStream::Unix(s) => Pin::new(s).poll_read(cx, buf),
             #[cfg(unix)]
             MaybeTlsStream::UnixTls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            #[cfg(feature = "http2")]
+            MaybeTlsStream::Http2(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
         }
     }
 }
@@ -515,6 +532,8 @@ impl AsyncWrite for MaybeTlsStream {
             MaybeTlsStream::Unix(s) => Pin::new(s).poll_write(cx, buf),
             #[cfg(unix)]
             MaybeTlsStream::UnixTls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            #[cfg(feature = "http2")]
+            MaybeTlsStream::Http2(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
         }
     }
 
@@ -535,6 +554,8 @@ impl AsyncWrite for MaybeTlsStream {
             MaybeTlsStream::Unix(s) => Pin::new(s).poll_write_vectored(cx, bufs),
             #[cfg(unix)]
             MaybeTlsStream::UnixTls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+            #[cfg(feature = "http2")]
+            MaybeTlsStream::Http2(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
         }
     }
 
@@ -546,6 +567,8 @@ impl AsyncWrite for MaybeTlsStream {
             MaybeTlsStream::Unix(s) => s.is_write_vectored(),
             #[cfg(unix)]
             MaybeTlsStream::UnixTls(s) => s.is_write_vectored(),
+            #[cfg(feature = "http2")]
+            MaybeTlsStream::Http2(s) => s.is_write_vectored(),
         }
     }
 
@@ -557,6 +580,8 @@ impl AsyncWrite for MaybeTlsStream {
             MaybeTlsStream::Unix(s) => Pin::new(s).poll_flush(cx),
             #[cfg(unix)]
             MaybeTlsStream::UnixTls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            #[cfg(feature = "http2")]
+            MaybeTlsStream::Http2(s) => Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
 
@@ -568,6 +593,8 @@ impl AsyncWrite for MaybeTlsStream {
             MaybeTlsStream::Unix(s) => Pin::new(s).poll_shutdown(cx),
             #[cfg(unix)]
             MaybeTlsStream::UnixTls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            #[cfg(feature = "http2")]
+            MaybeTlsStream::Http2(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
 }
