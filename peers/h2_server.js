@@ -44,13 +44,17 @@ for (let i = 2; i < process.argv.length; i++) {
 }
 
 const settings = { enableConnectProtocol: args.connectProtocol };
+// Node's default session memory limit (10 MB) tears a connection with a
+// few hundred busy streams down; a load test needs more.
+const maxSessionMemory = 1024;
 const server = args.tlsCert
   ? http2.createSecureServer({
       cert: fs.readFileSync(args.tlsCert),
       key: fs.readFileSync(args.tlsKey),
       settings,
+      maxSessionMemory,
     })
-  : http2.createServer({ settings });
+  : http2.createServer({ settings, maxSessionMemory });
 
 let sessions = 0;
 server.on('session', (session) => {

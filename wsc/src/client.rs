@@ -71,6 +71,10 @@ impl ConnArgs {
         }
         o.target()
             .map_err(|e| (exit::for_error(&e), e.to_string()))?;
+        if self.http2 {
+            let session = wsclient::http2::Http2Session::new(o.clone());
+            o = o.via_http2(session);
+        }
         Ok(o)
     }
 }
@@ -215,6 +219,8 @@ struct State {
     /// The Unix domain socket connected through (--unix-socket), shown
     /// where a TCP connection shows the server's address.
     unix_socket: Option<PathBuf>,
+    /// WebSockets over HTTP/2 (--http2).
+    http2: bool,
 }
 
 impl State {
@@ -261,21 +267,22 @@ impl Handler for Events {
         let st = &self.st;
         st.set_error(None);
         st.opened.store(false, Ordering::Release);
-        let remote = match &st.unix_socket {
-            Some(path) => Some(format!("unix:{}", path.display())),
-            None => conn.remote_addr().map(|a| a.to_string()),
+        // An HTTP/2 stream rides a shared connection: no address of its own.
+        let (via, remote) = match (&st.unix_socket, st.http2) {
+            (_, true) => ("http2", None),
+            (Some(path), false) => ("unix", Some(format!("unix:{}", path.display()))),
+            (None, false) => ("tcp", conn.remote_addr().map(|a| a.to_string())),
         };
         if st.printer.json() {
-            st.printer.event("connect", json!({"remote": remote}));
+            st.printer
+                .event("connect", json!({"remote": remote, "via": via}));
         } else {
-            let (what, shown) = match &st.unix_socket {
-                Some(path) => ("unix socket", Some(path.display().to_string())),
-                None => ("tcp", remote),
+            let line = match (&st.unix_socket, st.http2) {
+                (_, true) => "http/2 stream opened".to_owned(),
+                (Some(path), false) => format!("unix socket connected ({})", path.display()),
+                (None, false) => format!("tcp connected ({})", remote.unwrap_or_default()),
             };
-            st.printer.notice(
-                true,
-                &format!("{what} connected ({})", shown.unwrap_or_default()),
-            );
+            st.printer.notice(true, &line);
         }
     }
 
@@ -641,6 +648,7 @@ pub async fn run(s: Session) -> u8 {
         unix_socket: s.conn.unix_socket.clone(),
         #[cfg(not(unix))]
         unix_socket: None,
+        http2: s.conn.http2,
     });
     client.handler(Events {
         st: st.clone(),

@@ -1282,3 +1282,73 @@ fn serve_to_an_unreachable_backend_closes_with_1014() {
         .code(7)
         .stdout(predicate::str::contains(r#""code":1014"#));
 }
+
+/// `peers/h2_server.js` (Node's HTTP/2 server with RFC 8441, `ws` framing)
+/// and its `ws://` base URL.
+fn h2_peer() -> (Proc, String) {
+    assert!(node_ok());
+    let p = Proc::spawn(
+        StdCommand::new("node")
+            .arg(root().join("peers/h2_server.js"))
+            .args(["--port", "0"]),
+    );
+    let port: u16 = p.wait_line("PORT", |l| {
+        l.strip_prefix("PORT ").and_then(|n| n.trim().parse().ok())
+    });
+    (p, format!("ws://127.0.0.1:{port}"))
+}
+
+#[test]
+fn http2_flag_for_the_client_and_one_shared_connection_for_bench() {
+    let (_peer, base) = h2_peer();
+    let out = wsc()
+        .args([
+            &format!("{base}/echo"),
+            "--http2",
+            "--send",
+            "héllo",
+            "--json",
+        ])
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let events = json_lines(&out);
+    assert_eq!(events[0]["via"], "http2", "{events:?}");
+    assert_eq!(events[1]["status"], 200, "{events:?}");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["kind"] == "message" && e["text"] == "héllo"),
+        "{events:?}"
+    );
+    // 300 WebSockets of one bench, all on one HTTP/2 connection.
+    let report = wsc()
+        .args([
+            "bench",
+            &format!("{base}/echo"),
+            "--http2",
+            "--conns",
+            "300",
+        ])
+        .args(["--duration", "1s", "--mode", "echo", "--json", "-q"])
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let report = json_lines(&report);
+    let last = report.last().expect("a summary");
+    assert_eq!(last["errors"], 0, "{last}");
+    let out = wsc()
+        .args([&format!("{base}/headers"), "--http2", "--send", "x"])
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let seen: Value = serde_json::from_slice(out.split(|&b| b == b'\n').next().unwrap()).unwrap();
+    // The first wsc's connection, the bench's one, and this one.
+    assert_eq!(seen["sessions"], 3, "{seen}");
+}

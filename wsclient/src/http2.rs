@@ -72,6 +72,19 @@ impl std::fmt::Debug for Http2Connection {
     }
 }
 
+/// How many bytes the server may send on one stream before the client
+/// has read them: 1 MiB, so that a large message is not paced by round
+/// trips (HTTP/2's default is 64 KiB).
+const STREAM_WINDOW: u32 = 1 << 20;
+
+/// How many bytes the server may send on all streams together before the
+/// client has read them: 16 MiB. Its half also bounds the memory that
+/// small DATA frames may take buffered (`h2`'s budget against floods of
+/// small frames), which a few hundred WebSockets receiving small messages
+/// at once (a WebSocket frame often comes as two DATA frames) would
+/// exhaust at the default 64 KiB window, closing the connection.
+const CONNECTION_WINDOW: u32 = 16 << 20;
+
 fn h2_error(e: h2::Error) -> Error {
     Error::Handshake(HandshakeError::Http2(e))
 }
@@ -103,7 +116,12 @@ impl Http2Connection {
             }
         }
         let setup = async {
-            let (send, mut connection) = h2::client::handshake(io).await.map_err(h2_error)?;
+            let (send, mut connection) = h2::client::Builder::new()
+                .initial_window_size(STREAM_WINDOW)
+                .initial_connection_window_size(CONNECTION_WINDOW)
+                .handshake(io)
+                .await
+                .map_err(h2_error)?;
             let mut ping = connection
                 .ping_pong()
                 .ok_or(HandshakeError::Http2Unsupported("no ping"))?;

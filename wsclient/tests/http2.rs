@@ -293,3 +293,35 @@ async fn event_clients_share_a_session_and_reconnect_over_a_new_connection() {
     }
     drop(peer);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hundreds_of_busy_websockets_keep_their_connection() {
+    // Small messages on many streams at once: each WebSocket frame often
+    // comes as two small DATA frames, and h2's budget against floods of
+    // small frames closed the connection (ENHANCE_YOUR_CALM) at the
+    // default 64 KiB window with 150 streams.
+    let peer = H2Peer::start(&[]);
+    let h2 = Http2Connection::connect(ConnectOptions::new(format!(
+        "ws://127.0.0.1:{}/echo",
+        peer.port
+    )))
+    .await
+    .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..300 {
+        let h2 = h2.clone();
+        tasks.push(tokio::spawn(async move {
+            let (mut ws, _) = h2.websocket("").await.unwrap();
+            for j in 0..20 {
+                let text = format!("{i}.{j}");
+                ws.send(Message::text(text.clone())).await.unwrap();
+                assert_eq!(next_text(&mut ws).await, text);
+            }
+            ws.close(CloseCode::NORMAL, "").await.unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert!(h2.is_open());
+}
