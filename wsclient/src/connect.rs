@@ -577,7 +577,7 @@ impl ConnectOptions {
         Ok(url::Url::parse(&self.url).map_err(hs::UrlError::from)?)
     }
 
-    fn check_headers(&self) -> Result<(), Error> {
+    pub(crate) fn check_headers(&self) -> Result<(), Error> {
         match &self.rare().invalid_header {
             Some(name) => Err(HandshakeError::InvalidHeader { name: name.clone() }.into()),
             None => Ok(()),

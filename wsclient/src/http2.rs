@@ -122,9 +122,10 @@ impl Http2Connection {
                 .handshake(io)
                 .await
                 .map_err(h2_error)?;
+            // Taken once, from a connection just made: always there.
             let mut ping = connection
                 .ping_pong()
-                .ok_or(HandshakeError::Http2Unsupported("no ping"))?;
+                .ok_or(HandshakeError::Http2Unsupported("no PING support"))?;
             let ended = open.clone();
             tokio::spawn(async move {
                 if let Err(e) = connection.await {
@@ -175,6 +176,7 @@ impl Http2Connection {
     /// [`HandshakeError::InvalidHeader`], [`HandshakeError::Http2`] when
     /// the stream or connection fails, a timeout.
     pub async fn websocket(&self, path: &str) -> Result<(WebSocket<Http2Stream>, Response), Error> {
+        self.options.check_headers()?;
         let (stream, response) = self
             .open_stream(path, self.options.request(), self.options.handshake_timeout)
             .await?;
