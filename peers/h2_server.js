@@ -18,15 +18,24 @@
 //
 // Flags: --port N, --host H, --tls-cert F --tls-key F (h2 over TLS, ALPN h2),
 // --no-connect-protocol (do not enable RFC 8441: requests then fail),
-// --subprotocols a,b.
+// --subprotocols a,b, --compression (accept permessage-deflate, compress
+// every message).
 
 'use strict';
 
 const fs = require('fs');
 const http2 = require('http2');
-const { Receiver, Sender } = require('ws');
+const { Receiver, Sender, PerMessageDeflate, extension } = require('ws');
 
-const args = { port: 0, host: '127.0.0.1', tlsCert: null, tlsKey: null, connectProtocol: true, subprotocols: [] };
+const args = {
+  port: 0,
+  host: '127.0.0.1',
+  tlsCert: null,
+  tlsKey: null,
+  connectProtocol: true,
+  subprotocols: [],
+  compression: false,
+};
 for (let i = 2; i < process.argv.length; i++) {
   const a = process.argv[i];
   const next = () => process.argv[++i];
@@ -37,6 +46,7 @@ for (let i = 2; i < process.argv.length; i++) {
     case '--tls-key': args.tlsKey = next(); break;
     case '--no-connect-protocol': args.connectProtocol = false; break;
     case '--subprotocols': args.subprotocols = next().split(',').filter((s) => s); break;
+    case '--compression': args.compression = true; break;
     default:
       process.stderr.write(`h2_server.js: unknown argument ${a}\n`);
       process.exit(2);
@@ -94,13 +104,34 @@ server.on('stream', (stream, headers) => {
   const chosen = offered.find((p) => args.subprotocols.includes(p));
   const answer = { ':status': 200 };
   if (chosen) answer['sec-websocket-protocol'] = chosen;
+  // permessage-deflate as Node `ws`'s server negotiates it.
+  const maxPayload = 64 * 1024 * 1024;
+  const extensions = {};
+  if (args.compression && headers['sec-websocket-extensions']) {
+    const pmd = new PerMessageDeflate({ threshold: 0, isServer: true, maxPayload });
+    try {
+      const offers = extension.parse(headers['sec-websocket-extensions']);
+      if (offers[PerMessageDeflate.extensionName]) {
+        pmd.accept(offers[PerMessageDeflate.extensionName]);
+        answer['sec-websocket-extensions'] = extension.format({
+          [PerMessageDeflate.extensionName]: [pmd.params],
+        });
+        extensions[PerMessageDeflate.extensionName] = pmd;
+      }
+    } catch (e) {
+      stream.respond({ ':status': 400 });
+      stream.end(`bad extension offer: ${e.message}`);
+      return;
+    }
+  }
+  const compress = PerMessageDeflate.extensionName in extensions;
   stream.respond(answer);
 
-  const receiver = new Receiver({ isServer: true, maxPayload: 64 * 1024 * 1024 });
-  const sender = new Sender(stream);
+  const receiver = new Receiver({ isServer: true, maxPayload, extensions });
+  const sender = new Sender(stream, extensions);
   let closed = false;
   receiver.on('message', (data, isBinary) => {
-    if (!closed) sender.send(data, { binary: isBinary, fin: true, mask: false, compress: false }, () => {});
+    if (!closed) sender.send(data, { binary: isBinary, fin: true, mask: false, compress }, () => {});
   });
   receiver.on('ping', (data) => {
     if (!closed) sender.pong(data, false, () => {});

@@ -105,8 +105,8 @@ pub struct ConnArgs {
     pub compress: bool,
     /// WebSockets over HTTP/2 (RFC 8441): h2c for ws://, ALPN h2 for
     /// wss://; every connection of the command (bench's too, and
-    /// reconnects) rides one shared HTTP/2 connection. No compression.
-    #[arg(long, conflicts_with_all = ["compress", "max_redirects"])]
+    /// reconnects) rides one shared HTTP/2 connection.
+    #[arg(long, conflicts_with = "max_redirects")]
     pub http2: bool,
     /// The largest message accepted (bytes; k/M/G suffixes allowed).
     #[arg(long, value_name = "BYTES", value_parser = parse_size)]

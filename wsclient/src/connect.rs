@@ -98,6 +98,19 @@ impl Default for RareOptions {
     }
 }
 
+/// A client engine with `config`, and permessage-deflate with the agreed
+/// parameters when the handshake negotiated it.
+pub(crate) fn client_engine(
+    config: &Config,
+    deflate: Option<crate::proto::deflate::Negotiated>,
+) -> Engine {
+    let engine = Engine::new(Role::Client, config.clone());
+    match deflate {
+        Some(n) => engine.with_deflate(PerMessageDeflate::new(Role::Client, n.params, &n.config)),
+        None => engine,
+    }
+}
+
 /// The application protocol a `wss://` connection offers in TLS (ALPN).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Alpn {
@@ -773,11 +786,7 @@ impl ConnectOptions {
                 // The 101 failed a check: the error keeps the response.
                 Err(e) => return Err(e.with_response(response).into()),
             };
-            let mut engine = Engine::new(Role::Client, self.config.clone());
-            if let Some(n) = accepted.deflate {
-                engine =
-                    engine.with_deflate(PerMessageDeflate::new(Role::Client, n.params, &n.config));
-            }
+            let engine = client_engine(&self.config, accepted.deflate);
             let mut ws = WebSocket::from_parts(io, engine, self.socket.clone(), buf);
             ws.set_keep_read_buffer(self.rare().keep_read_buffer);
             Ok((ws, response))
@@ -818,13 +827,13 @@ impl ConnectOptions {
         #[cfg(feature = "http2")]
         if let Some(session) = &self.rare().http2 {
             let target = self.target()?;
-            let (stream, response) = session.open_stream_for(&target.resource, self).await?;
-            let io = MaybeTlsStream::Http2(Box::new(stream));
+            let opened = session.open_stream_for(&target.resource, self).await?;
+            let io = MaybeTlsStream::Http2(Box::new(opened.stream));
             on_transport(&io);
-            let engine = Engine::new(Role::Client, self.config.clone());
+            let engine = client_engine(&self.config, opened.deflate);
             let mut ws = WebSocket::from_parts(io, engine, self.socket.clone(), BytesMut::new());
             ws.set_keep_read_buffer(self.rare().keep_read_buffer);
-            return Ok((ws, response));
+            return Ok((ws, opened.response));
         }
         // A plain URL (most are) is read without the WHATWG parser, and has
         // no credentials to add; `url` is the parsed URL of the attempt,

@@ -12,7 +12,7 @@
 //! ones offer only `h2` in TLS (ALPN). The server must enable the extended
 //! CONNECT protocol in its HTTP/2 settings, which is checked before the
 //! first request ([`HandshakeError::Http2Unsupported`] otherwise).
-//! permessage-deflate is not offered over HTTP/2.
+//! Subprotocols and permessage-deflate are negotiated as over HTTP/1.1.
 //!
 //! ```no_run
 //! # async fn f() -> Result<(), wsclient::Error> {
@@ -45,7 +45,7 @@ use crate::connect::{Alpn, ConnectOptions};
 use crate::error::{Error, Phase};
 use crate::handshake::client::{self as hs, RequestOptions, Target};
 use crate::handshake::{HandshakeError, Response};
-use crate::proto::{Engine, Role};
+use crate::proto::deflate::Negotiated;
 use crate::socket::WebSocket;
 use crate::transport::MaybeTlsStream;
 
@@ -177,30 +177,29 @@ impl Http2Connection {
     /// the stream or connection fails, a timeout.
     pub async fn websocket(&self, path: &str) -> Result<(WebSocket<Http2Stream>, Response), Error> {
         self.options.check_headers()?;
-        let (stream, response) = self
+        let opened = self
             .open_stream(path, self.options.request(), self.options.handshake_timeout)
             .await?;
-        Ok((self.socket_over(stream), response))
+        let engine = crate::connect::client_engine(&self.options.config, opened.deflate);
+        let ws = WebSocket::from_parts(
+            opened.stream,
+            engine,
+            self.options.socket.clone(),
+            BytesMut::new(),
+        );
+        Ok((ws, opened.response))
     }
 
-    /// The [`WebSocket`] of the options' settings over `io`.
-    pub(crate) fn socket_over<S>(&self, io: S) -> WebSocket<S>
-    where
-        S: AsyncRead + AsyncWrite + Unpin,
-    {
-        let engine = Engine::new(Role::Client, self.options.config.clone());
-        WebSocket::from_parts(io, engine, self.options.socket.clone(), BytesMut::new())
-    }
-
-    /// [`Http2Connection::websocket`]'s stream and response, before the
-    /// socket is made over it: the request of `options` (headers,
-    /// subprotocols) for `path`, answered within `limit`.
+    /// [`Http2Connection::websocket`]'s stream, response and agreed
+    /// compression, before the socket is made over it: the request of
+    /// `options` (headers, subprotocols, extensions) for `path`, answered
+    /// within `limit`.
     pub(crate) async fn open_stream(
         &self,
         path: &str,
         options: &RequestOptions,
         limit: Duration,
-    ) -> Result<(Http2Stream, Response), Error> {
+    ) -> Result<Opened, Error> {
         let path = if path.is_empty() {
             self.target.resource.as_str()
         } else {
@@ -223,23 +222,21 @@ impl Http2Connection {
                 let start = body_start(&mut body).await;
                 return Err(hs::rejected(response, start).into());
             }
-            if let Some(chosen) = response.subprotocol() {
-                if !options.protocols.iter().any(|p| p == chosen) {
-                    return Err(HandshakeError::UnofferedProtocol {
-                        protocol: chosen.to_owned(),
-                        response: None,
-                    }
-                    .with_response(response)
-                    .into());
-                }
-            }
-            let io = Http2Stream {
+            let accepted = match hs::check_negotiation(&response, options) {
+                Ok(accepted) => accepted,
+                Err(e) => return Err(e.with_response(response).into()),
+            };
+            let stream = Http2Stream {
                 send: stream,
                 recv: body,
                 unread: Bytes::new(),
                 tls: self.target.tls,
             };
-            Ok((io, response))
+            Ok(Opened {
+                stream,
+                response,
+                deflate: accepted.deflate,
+            })
         };
         crate::deadline::timeout(limit, open)
             .await
@@ -302,6 +299,13 @@ impl Http2Connection {
             header::SEC_WEBSOCKET_VERSION,
             HeaderValue::from_static("13"),
         );
+        if let Some(offer) = hs::extensions_offer(options) {
+            let offer =
+                HeaderValue::from_str(&offer).map_err(|_| HandshakeError::InvalidHeader {
+                    name: "sec-websocket-extensions".to_owned(),
+                })?;
+            headers.insert(header::SEC_WEBSOCKET_EXTENSIONS, offer);
+        }
         if !options.protocols.is_empty() {
             let offer = HeaderValue::from_str(&options.protocols.join(", ")).map_err(|_| {
                 HandshakeError::InvalidHeader {
@@ -312,6 +316,14 @@ impl Http2Connection {
         }
         Ok(request)
     }
+}
+
+/// A WebSocket's stream as opened: the stream, the server's answer and
+/// the permessage-deflate parameters agreed, if any.
+pub(crate) struct Opened {
+    pub stream: Http2Stream,
+    pub response: Response,
+    pub deflate: Option<Negotiated>,
 }
 
 /// An HTTP/2 connection made when first needed and made again when the
@@ -377,7 +389,7 @@ impl Http2Session {
         &self,
         path: &str,
         options: &ConnectOptions,
-    ) -> Result<(Http2Stream, Response), Error> {
+    ) -> Result<Opened, Error> {
         self.connection()
             .await?
             .open_stream(path, options.request(), options.handshake_timeout)

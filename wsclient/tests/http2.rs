@@ -325,3 +325,26 @@ async fn hundreds_of_busy_websockets_keep_their_connection() {
     }
     assert!(h2.is_open());
 }
+
+#[tokio::test]
+async fn permessage_deflate_is_negotiated_over_http2() {
+    let peer = H2Peer::start(&["--compression"]);
+    let h2 = Http2Connection::connect(
+        ConnectOptions::new(format!("ws://127.0.0.1:{}/echo", peer.port)).compression(true),
+    )
+    .await
+    .unwrap();
+    let (mut ws, response) = h2.websocket("").await.unwrap();
+    let agreed = String::from_utf8_lossy(
+        response
+            .header("sec-websocket-extensions")
+            .expect("the server accepted the offer"),
+    )
+    .into_owned();
+    assert!(agreed.starts_with("permessage-deflate"), "{agreed}");
+    // Every message comes back compressed (RSV1): the inflater reads them.
+    let text = "héllo wörld ✓ ".repeat(20_000);
+    ws.send(Message::text(text.clone())).await.unwrap();
+    assert_eq!(next_text(&mut ws).await, text);
+    echo_and_close(&mut ws, "compressed").await;
+}

@@ -270,6 +270,18 @@ const OWN_HEADERS: [HeaderName; 5] = [
     header::SEC_WEBSOCKET_EXTENSIONS,
 ];
 
+/// The `Sec-WebSocket-Extensions` offer of `opts`: the permessage-deflate
+/// offers, then the raw extensions; `None` for none.
+#[must_use]
+pub fn extensions_offer(opts: &RequestOptions) -> Option<String> {
+    let offers = (!opts.deflate.is_empty()).then(|| deflate::offer(&opts.deflate));
+    match (offers, &opts.extensions) {
+        (Some(d), Some(ext)) => Some(format!("{d}, {ext}")),
+        (Some(d), None) => Some(d),
+        (None, ext) => ext.clone(),
+    }
+}
+
 /// Writes the upgrade request for `target` with `key`.
 #[must_use]
 pub fn write_request(target: &Target, key: &str, opts: &RequestOptions) -> Vec<u8> {
@@ -293,14 +305,7 @@ pub fn write_request(target: &Target, key: &str, opts: &RequestOptions) -> Vec<u
             opts.protocols.join(", ").as_bytes(),
         );
     }
-    let mut offers = (!opts.deflate.is_empty()).then(|| deflate::offer(&opts.deflate));
-    if let Some(ext) = &opts.extensions {
-        offers = Some(match offers {
-            Some(d) => format!("{d}, {ext}"),
-            None => ext.clone(),
-        });
-    }
-    if let Some(ext) = &offers {
+    if let Some(ext) = &extensions_offer(opts) {
         put(&mut out, "Sec-WebSocket-Extensions", ext.as_bytes());
     }
     for (name, value) in &opts.headers {
@@ -399,6 +404,21 @@ pub fn check_response(
     if resp.header("sec-websocket-accept") != Some(accept_key_into(key.as_bytes(), &mut expected)) {
         return Err(HandshakeError::BadAccept { response: None });
     }
+    check_negotiation(resp, opts)
+}
+
+/// The checks of [`check_response`] that do not depend on the HTTP
+/// version (also those of a WebSocket over HTTP/2, RFC 8441): the
+/// subprotocol (must be one offered) and the extensions (none unless
+/// offered; with permessage-deflate offers, exactly a permessage-deflate
+/// answer that matches one of them).
+///
+/// # Errors
+/// As [`check_response`].
+pub fn check_negotiation(
+    resp: &Response,
+    opts: &RequestOptions,
+) -> Result<Accepted, HandshakeError> {
     let protocol = match resp.header("sec-websocket-protocol") {
         None => None,
         Some(v) => {
