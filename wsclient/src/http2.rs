@@ -14,6 +14,12 @@
 //! first request ([`HandshakeError::Http2Unsupported`] otherwise).
 //! Subprotocols and permessage-deflate are negotiated as over HTTP/1.1.
 //!
+//! Flow control: the server may send up to 1 MiB on a stream and 16 MiB on
+//! the whole connection before the client reads; capacity is handed back
+//! as each WebSocket reads. A WebSocket whose reading is paused
+//! ([`crate::Conn::pause_recv`]) therefore holds back its stream, and up to
+//! 1 MiB of the connection's window, not the others.
+//!
 //! ```no_run
 //! # async fn f() -> Result<(), wsclient::Error> {
 //! use wsclient::ConnectOptions;
