@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
 use tokio::sync::{Notify, mpsc, watch};
-use wsclient::events::{SendFailure, SendType};
+use wsclient::events::SendType;
 use wsclient::{Client, Conn, ConnectOptions, Error, Handler, Message, ReconnectPolicy, Response};
 
 use crate::cli::{BinaryFormat, ClientArgs, ConnArgs, ReplayArgs};
@@ -465,23 +465,14 @@ impl Handler for Events {
 /// Queues a message, waiting while the send queue is full; false once the
 /// connection is finished.
 async fn send(conn: &Conn, st: &State, msg: Message) -> bool {
-    let mut msg = msg;
-    loop {
-        let copy = st.recorder.as_ref().map(|_| msg.clone());
-        match conn.send(msg) {
-            Ok(()) => {
-                if let (Some(r), Some(m)) = (&st.recorder, copy) {
-                    r.message(Dir::Out, &m);
-                }
-                return true;
-            }
-            Err(e) if e.reason == SendFailure::BufferFull => {
-                msg = e.message;
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            Err(_) => return false,
-        }
+    let copy = st.recorder.as_ref().map(|_| msg.clone());
+    if conn.send_wait(msg).await.is_err() {
+        return false;
     }
+    if let (Some(r), Some(m)) = (&st.recorder, copy) {
+        r.message(Dir::Out, &m);
+    }
+    true
 }
 
 /// Reads stdin lines on a thread of its own (stdin has no portable async
