@@ -11,6 +11,10 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use assert_cmd::Command;
+// The same refused port as the library's tests use.
+#[path = "../../wsclient/tests/support/ports.rs"]
+mod ports;
+use ports::refusing_port;
 use predicates::prelude::*;
 use serde_json::Value;
 
@@ -68,6 +72,14 @@ impl Proc {
         Proc { child, lines }
     }
 
+    /// The port of a peer that prints `PORT <n>` once listening (0 for
+    /// one listening on a Unix socket).
+    fn port(&self) -> u16 {
+        self.wait_line("PORT", |l| {
+            l.strip_prefix("PORT ").and_then(|n| n.trim().parse().ok())
+        })
+    }
+
     /// The first stdout line for which `f` gives a value.
     fn wait_line<T>(&self, what: &str, f: impl Fn(&str) -> Option<T>) -> T {
         let deadline = std::time::Instant::now() + LIMIT;
@@ -114,9 +126,7 @@ fn py_peer() -> (Proc, String) {
             .arg(root().join("peers/py_server.py"))
             .args(["--port", "0"]),
     );
-    let port: u16 = p.wait_line("PORT", |l| {
-        l.strip_prefix("PORT ").and_then(|n| n.trim().parse().ok())
-    });
+    let port: u16 = p.port();
     (p, format!("ws://127.0.0.1:{port}"))
 }
 
@@ -124,18 +134,6 @@ fn py_peer() -> (Proc, String) {
 fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     l.local_addr().expect("addr").port()
-}
-
-/// A local port that refuses connections: bound and never listening, and
-/// held while the returned socket lives, so that no other listener takes
-/// it and no outgoing connection gets it as its own end meanwhile.
-fn refusing_port() -> (tokio::net::TcpSocket, u16) {
-    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-    socket
-        .bind("127.0.0.1:0".parse().expect("address"))
-        .expect("bind");
-    let port = socket.local_addr().expect("address").port();
-    (socket, port)
 }
 
 fn json_lines(out: &[u8]) -> Vec<Value> {
@@ -562,9 +560,7 @@ fn ping_interval_shows_pongs_with_rtt() {
 fn echo_mode_sends_messages_back() {
     let probe =
         Proc::spawn(StdCommand::new(python()).arg(root().join("wsc/tests/peers/py_echo_probe.py")));
-    let port: u16 = probe.wait_line("PORT", |l| {
-        l.strip_prefix("PORT ").and_then(|n| n.trim().parse().ok())
-    });
+    let port: u16 = probe.port();
     wsc()
         .args([&format!("ws://127.0.0.1:{port}/"), "--echo"])
         .write_stdin("")
@@ -862,9 +858,7 @@ fn compress_flag_negotiates_permessage_deflate() {
             .arg(root().join("peers/py_server.py"))
             .args(["--port", "0", "--compression"]),
     );
-    let port: u16 = p.wait_line("PORT", |l| {
-        l.strip_prefix("PORT ").and_then(|n| n.trim().parse().ok())
-    });
+    let port: u16 = p.port();
     let big = "compressible ".repeat(1000);
     let out = wsc()
         .args([
@@ -936,9 +930,7 @@ fn tls_exit_4_unless_the_ca_is_trusted_or_insecure() {
             .arg("--tls-key")
             .arg(&key),
     );
-    let port: u16 = p.wait_line("PORT", |l| {
-        l.strip_prefix("PORT ").and_then(|n| n.trim().parse().ok())
-    });
+    let port: u16 = p.port();
     let url = format!("wss://127.0.0.1:{port}/echo");
     wsc()
         .args([&url, "--send", "x"])
@@ -1141,7 +1133,7 @@ fn unix_socket_flag_talks_to_wsc_serve_and_python_websockets() {
             .arg("--unix")
             .arg(&py_sock),
     );
-    py.wait_line("PORT", |l| l.strip_prefix("PORT ").map(|_| ()));
+    py.port();
     let out = wsc()
         .args(["ws://app.local:9000/headers", "--unix-socket"])
         .arg(&py_sock)
@@ -1263,9 +1255,7 @@ fn forward_through_python_and_node_echo_servers() {
                 .arg(root().join("peers/node_server.js"))
                 .args(["--port", "0"]),
         );
-        let node_port: u16 = node.wait_line("PORT", |l| {
-            l.strip_prefix("PORT ").and_then(|n| n.trim().parse().ok())
-        });
+        let node_port: u16 = node.port();
         let (_fwd, port) = forward(&format!("ws://127.0.0.1:{node_port}/echo"));
         let (sent, got) = send_then_half_close(port, (1 << 20) + 3, 4);
         assert!(got == sent, "node: {} of {} bytes", got.len(), sent.len());
@@ -1292,9 +1282,7 @@ fn h2_peer() -> (Proc, String) {
             .arg(root().join("peers/h2_server.js"))
             .args(["--port", "0"]),
     );
-    let port: u16 = p.wait_line("PORT", |l| {
-        l.strip_prefix("PORT ").and_then(|n| n.trim().parse().ok())
-    });
+    let port: u16 = p.port();
     (p, format!("ws://127.0.0.1:{port}"))
 }
 

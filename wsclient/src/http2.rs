@@ -53,7 +53,6 @@ use crate::handshake::client::{self as hs, RequestOptions, Target};
 use crate::handshake::{HandshakeError, Response};
 use crate::proto::deflate::Negotiated;
 use crate::socket::WebSocket;
-use crate::transport::MaybeTlsStream;
 
 /// One HTTP/2 connection to a server, on which WebSockets are opened as
 /// streams ([`Http2Connection::websocket`]). Cheap to clone; each clone
@@ -110,16 +109,8 @@ impl Http2Connection {
         let target = options.target()?;
         let open = Arc::new(AtomicBool::new(true));
         let io = options.transport_to(&target, Alpn::H2).await?;
-        if let MaybeTlsStream::Tls(tls) = &io {
-            if tls.get_ref().1.alpn_protocol() != Some(b"h2") {
-                return Err(HandshakeError::Http2Unsupported("TLS did not select h2").into());
-            }
-        }
-        #[cfg(unix)]
-        if let MaybeTlsStream::UnixTls(tls) = &io {
-            if tls.get_ref().1.alpn_protocol() != Some(b"h2") {
-                return Err(HandshakeError::Http2Unsupported("TLS did not select h2").into());
-            }
+        if io.is_tls() && io.alpn_protocol() != Some(b"h2") {
+            return Err(HandshakeError::Http2Unsupported("TLS did not select h2").into());
         }
         let setup = async {
             let (send, mut connection) = h2::client::Builder::new()

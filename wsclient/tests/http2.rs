@@ -14,11 +14,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use pki::Pki;
-use support::peers::{binary_payload, wait_for_port, workspace_root};
-use support::{assert_bytes_eq, assert_ended, json_str_field, next_msg};
+use support::peers::{wait_for_port, workspace_root};
+use support::{assert_json_fields, echo_and_close, next_text};
 use wsclient::handshake::HandshakeError;
-use wsclient::http2::{Http2Connection, Http2Stream};
-use wsclient::{CloseCode, ConnectOptions, Error, Message, WebSocket};
+use wsclient::http2::Http2Connection;
+use wsclient::{CloseCode, ConnectOptions, Error, Message};
 
 /// `peers/h2_server.js` with `args`; killed when dropped.
 struct H2Peer {
@@ -51,28 +51,6 @@ impl Drop for H2Peer {
     }
 }
 
-async fn next_text(ws: &mut WebSocket<Http2Stream>) -> String {
-    match next_msg(ws).await {
-        Message::Text(t) => t.as_str().to_owned(),
-        other => panic!("expected text, got {other:?}"),
-    }
-}
-
-/// Text, binary and a 1 MiB + 3 byte message (beyond HTTP/2's initial
-/// 64 KiB flow-control windows both ways) echoed whole; a clean close.
-async fn echo_and_close(ws: &mut WebSocket<Http2Stream>, tag: &str) {
-    ws.send(Message::text(format!("hello {tag}")))
-        .await
-        .unwrap();
-    assert_eq!(next_text(ws).await, format!("hello {tag}"));
-    let big = binary_payload((1 << 20) + 3);
-    ws.send(Message::binary(big.clone())).await.unwrap();
-    assert_bytes_eq(next_msg(ws).await.as_payload(), &big, tag);
-    ws.close(CloseCode::NORMAL, "").await.unwrap();
-    assert_ended(ws).await;
-    assert_eq!(ws.close_code(), CloseCode::NORMAL, "{tag}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_websockets_share_one_http2_connection() {
     let peer = H2Peer::start(&[]);
@@ -90,45 +68,19 @@ async fn many_websockets_share_one_http2_connection() {
     assert!(response.raw().starts_with(b"HTTP/2 200\r\n"), "{response}");
     assert!(response.header("date").is_some(), "{response}");
     let seen = next_text(&mut first).await;
-    assert_eq!(
-        json_str_field(&seen, ":method").as_deref(),
-        Some("CONNECT"),
-        "{seen}"
-    );
-    assert_eq!(
-        json_str_field(&seen, ":protocol").as_deref(),
-        Some("websocket"),
-        "{seen}"
-    );
-    assert_eq!(
-        json_str_field(&seen, ":path").as_deref(),
-        Some("/headers?x=1"),
-        "{seen}"
-    );
-    assert_eq!(
-        json_str_field(&seen, ":scheme").as_deref(),
-        Some("http"),
-        "{seen}"
-    );
-    assert_eq!(
-        json_str_field(&seen, ":authority").as_deref(),
-        Some(format!("127.0.0.1:{}", peer.port).as_str()),
-        "{seen}"
-    );
-    assert_eq!(
-        json_str_field(&seen, "x-token").as_deref(),
-        Some("abc"),
-        "{seen}"
-    );
-    assert_eq!(
-        json_str_field(&seen, "sec-websocket-version").as_deref(),
-        Some("13"),
-        "{seen}"
-    );
-    assert_eq!(
-        json_str_field(&seen, "sec-websocket-protocol").as_deref(),
-        Some("chat.v2, chat.v1"),
-        "{seen}"
+    let authority = format!("127.0.0.1:{}", peer.port);
+    assert_json_fields(
+        &seen,
+        &[
+            (":method", "CONNECT"),
+            (":protocol", "websocket"),
+            (":path", "/headers?x=1"),
+            (":scheme", "http"),
+            (":authority", &authority),
+            ("x-token", "abc"),
+            ("sec-websocket-version", "13"),
+            ("sec-websocket-protocol", "chat.v2, chat.v1"),
+        ],
     );
     echo_and_close(&mut first, "first").await;
 

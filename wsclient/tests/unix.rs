@@ -16,10 +16,10 @@ use std::time::{Duration, Instant};
 
 use pki::Pki;
 use support::log::{Log, push, snapshot, wait_for};
-use support::peers::{self, Peer, PeerKind, PeerOptions};
-use support::{assert_bytes_eq, assert_ended, json_str_field, next_msg};
+use support::peers::{Peer, PeerKind, PeerOptions};
+use support::{assert_json_fields, echo_and_close, next_text};
 use wsclient::transport::tls::TlsError;
-use wsclient::{Client, CloseCode, ConnectOptions, Error, MaybeTlsStream, Message, Phase};
+use wsclient::{Client, ConnectOptions, Error, MaybeTlsStream, Phase};
 
 /// Bound on each connection attempt, so a hang fails the test.
 const LIMIT: Duration = Duration::from_secs(15);
@@ -70,31 +70,6 @@ async fn connect(
         .expect("connect did not finish in time")
 }
 
-async fn next_text(ws: &mut wsclient::WebSocket<MaybeTlsStream>) -> String {
-    match next_msg(ws).await {
-        Message::Text(t) => t.as_str().to_owned(),
-        other => panic!("expected text, got {other:?}"),
-    }
-}
-
-/// A text, a binary and a 1 MiB + 3 byte message (masked and read a chunk
-/// at a time), each echoed back whole; then a clean close.
-async fn echo_and_close(ws: &mut wsclient::WebSocket<MaybeTlsStream>, tag: &str) {
-    ws.send(Message::text(format!("hello {tag}")))
-        .await
-        .unwrap();
-    assert_eq!(next_text(ws).await, format!("hello {tag}"), "{tag}");
-    ws.send(Message::binary(vec![0u8, 1, 2, 255]))
-        .await
-        .unwrap();
-    assert_eq!(next_msg(ws).await.as_payload(), &[0u8, 1, 2, 255], "{tag}");
-    let big = peers::binary_payload((1 << 20) + 3);
-    ws.send(Message::binary(big.clone())).await.unwrap();
-    assert_bytes_eq(next_msg(ws).await.as_payload(), &big, tag);
-    ws.close(CloseCode::NORMAL, "").await.unwrap();
-    assert_ended(ws).await;
-}
-
 #[tokio::test]
 async fn the_socket_client_talks_through_a_unix_socket() {
     for kind in PeerKind::ALL {
@@ -129,20 +104,13 @@ async fn the_socket_client_talks_through_a_unix_socket() {
             "{kind}"
         );
         let seen = next_text(&mut ws).await;
-        assert_eq!(
-            json_str_field(&seen, "host").as_deref(),
-            Some("app.local:8080"),
-            "{kind}: {seen}"
-        );
-        assert_eq!(
-            json_str_field(&seen, "path").as_deref(),
-            Some("/headers?x=1"),
-            "{kind}: {seen}"
-        );
-        assert_eq!(
-            json_str_field(&seen, "x-test").as_deref(),
-            Some("unix"),
-            "{kind}: {seen}"
+        assert_json_fields(
+            &seen,
+            &[
+                ("host", "app.local:8080"),
+                ("path", "/headers?x=1"),
+                ("x-test", "unix"),
+            ],
         );
         echo_and_close(&mut ws, kind.name()).await;
     }

@@ -285,13 +285,19 @@ impl Conn {
     /// connection is finished.
     #[inline]
     pub fn send(&self, message: impl Into<Message>) -> Result<(), SendError> {
-        let mut message = message.into();
-        if self.shared.send_type == SendType::Binary {
-            if let Message::Text(t) = message {
-                message = Message::Binary(t.into_bytes());
+        self.enqueue(self.typed(message.into()))
+    }
+
+    /// `message` as the send type has it: text as binary under
+    /// [`SendType::Binary`].
+    #[inline(always)]
+    fn typed(&self, message: Message) -> Message {
+        match message {
+            Message::Text(t) if self.shared.send_type == SendType::Binary => {
+                Message::Binary(t.into_bytes())
             }
+            other => other,
         }
-        self.enqueue(message)
     }
 
     /// Queues a text message (whatever the send type).
@@ -335,12 +341,7 @@ impl Conn {
     /// # Ok(()) }
     /// ```
     pub async fn send_wait(&self, message: impl Into<Message>) -> Result<(), SendError> {
-        let mut message = message.into();
-        if self.shared.send_type == SendType::Binary {
-            if let Message::Text(t) = message {
-                message = Message::Binary(t.into_bytes());
-            }
-        }
+        let mut message = self.typed(message.into());
         loop {
             // Registered before the try, so a drain between the refusal and
             // the wait is not missed.

@@ -147,6 +147,54 @@ fn no_ip_address() -> io::Error {
     )
 }
 
+/// A byte stream read and written as it is (every kind of
+/// [`MaybeTlsStream`] but plain TCP's paced reads and first write).
+trait Io: AsyncRead + AsyncWrite + Unpin {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> Io for T {}
+
+impl MaybeTlsStream {
+    /// The stream underneath, to read and write as it is (plain TCP's
+    /// `TcpStream` itself, without `PlainStream`'s pacing).
+    fn io(&mut self) -> &mut dyn Io {
+        match self {
+            MaybeTlsStream::Plain(s) => &mut s.tcp,
+            MaybeTlsStream::Tls(s) => s.as_mut(),
+            #[cfg(unix)]
+            MaybeTlsStream::Unix(s) => s,
+            #[cfg(unix)]
+            MaybeTlsStream::UnixTls(s) => s.as_mut(),
+            #[cfg(feature = "http2")]
+            MaybeTlsStream::Http2(s) => s.as_mut(),
+        }
+    }
+
+    /// [`MaybeTlsStream::io`], shared.
+    fn io_ref(&self) -> &dyn Io {
+        match self {
+            MaybeTlsStream::Plain(s) => &s.tcp,
+            MaybeTlsStream::Tls(s) => s.as_ref(),
+            #[cfg(unix)]
+            MaybeTlsStream::Unix(s) => s,
+            #[cfg(unix)]
+            MaybeTlsStream::UnixTls(s) => s.as_ref(),
+            #[cfg(feature = "http2")]
+            MaybeTlsStream::Http2(s) => s.as_ref(),
+        }
+    }
+
+    /// The protocol TLS agreed on (ALPN), if TLS runs and one was.
+    #[must_use]
+    pub fn alpn_protocol(&self) -> Option<&[u8]> {
+        match self {
+            MaybeTlsStream::Tls(s) => s.get_ref().1.alpn_protocol(),
+            #[cfg(unix)]
+            MaybeTlsStream::UnixTls(s) => s.get_ref().1.alpn_protocol(),
+            _ => None,
+        }
+    }
+}
+
 #[cfg(unix)]
 impl MaybeTlsStream {
     /// The descriptor of the connection's own socket (TCP or Unix domain);
@@ -174,13 +222,7 @@ impl AsyncRead for MaybeTlsStream {
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             MaybeTlsStream::Plain(s) => s.poll_read_paced(cx, buf),
-            MaybeTlsStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-            #[cfg(unix)]
-            MaybeTlsStream::Unix(s) => Pin::new(s).poll_read(cx, buf),
-            #[cfg(unix)]
-            MaybeTlsStream::UnixTls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-            #[cfg(feature = "http2")]
-            MaybeTlsStream::Http2(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            other => Pin::new(other.io()).poll_read(cx, buf),
         }
     }
 }
@@ -527,13 +569,7 @@ impl AsyncWrite for MaybeTlsStream {
                 }
                 Pin::new(&mut s.tcp).poll_write(cx, buf)
             }
-            MaybeTlsStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-            #[cfg(unix)]
-            MaybeTlsStream::Unix(s) => Pin::new(s).poll_write(cx, buf),
-            #[cfg(unix)]
-            MaybeTlsStream::UnixTls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-            #[cfg(feature = "http2")]
-            MaybeTlsStream::Http2(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            other => Pin::new(other.io()).poll_write(cx, buf),
         }
     }
 
@@ -549,53 +585,20 @@ impl AsyncWrite for MaybeTlsStream {
                 s.try_next = false;
                 Pin::new(&mut s.tcp).poll_write_vectored(cx, bufs)
             }
-            MaybeTlsStream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
-            #[cfg(unix)]
-            MaybeTlsStream::Unix(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            #[cfg(unix)]
-            MaybeTlsStream::UnixTls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
-            #[cfg(feature = "http2")]
-            MaybeTlsStream::Http2(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+            other => Pin::new(other.io()).poll_write_vectored(cx, bufs),
         }
     }
 
     fn is_write_vectored(&self) -> bool {
-        match self {
-            MaybeTlsStream::Plain(s) => s.is_write_vectored(),
-            MaybeTlsStream::Tls(s) => s.is_write_vectored(),
-            #[cfg(unix)]
-            MaybeTlsStream::Unix(s) => s.is_write_vectored(),
-            #[cfg(unix)]
-            MaybeTlsStream::UnixTls(s) => s.is_write_vectored(),
-            #[cfg(feature = "http2")]
-            MaybeTlsStream::Http2(s) => s.is_write_vectored(),
-        }
+        self.io_ref().is_write_vectored()
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            MaybeTlsStream::Plain(s) => Pin::new(&mut s.tcp).poll_flush(cx),
-            MaybeTlsStream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-            #[cfg(unix)]
-            MaybeTlsStream::Unix(s) => Pin::new(s).poll_flush(cx),
-            #[cfg(unix)]
-            MaybeTlsStream::UnixTls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-            #[cfg(feature = "http2")]
-            MaybeTlsStream::Http2(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
+        Pin::new(self.get_mut().io()).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            MaybeTlsStream::Plain(s) => Pin::new(&mut s.tcp).poll_shutdown(cx),
-            MaybeTlsStream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-            #[cfg(unix)]
-            MaybeTlsStream::Unix(s) => Pin::new(s).poll_shutdown(cx),
-            #[cfg(unix)]
-            MaybeTlsStream::UnixTls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-            #[cfg(feature = "http2")]
-            MaybeTlsStream::Http2(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
+        Pin::new(self.get_mut().io()).poll_shutdown(cx)
     }
 }
 

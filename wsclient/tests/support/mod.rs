@@ -67,6 +67,41 @@ where
     }
 }
 
+/// The next message of `ws`, which must be text.
+pub async fn next_text<S>(ws: &mut WebSocket<S>) -> String
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    match next_msg(ws).await {
+        Message::Text(t) => t.as_str().to_owned(),
+        other => panic!("expected text, got {other:?}"),
+    }
+}
+
+/// Against an echo server: a text, a small binary and a 1 MiB + 3 byte
+/// binary message (masked and read a chunk at a time; past HTTP/2's
+/// initial flow-control windows) each come back whole; then a clean close
+/// (1000) and the end of the stream.
+pub async fn echo_and_close<S>(ws: &mut WebSocket<S>, tag: &str)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    ws.send(Message::text(format!("hello {tag}")))
+        .await
+        .unwrap();
+    assert_eq!(next_text(ws).await, format!("hello {tag}"), "{tag}");
+    ws.send(Message::binary(vec![0u8, 1, 2, 255]))
+        .await
+        .unwrap();
+    assert_eq!(next_msg(ws).await.as_payload(), &[0u8, 1, 2, 255], "{tag}");
+    let big = peers::binary_payload((1 << 20) + 3);
+    ws.send(Message::binary(big.clone())).await.unwrap();
+    assert_bytes_eq(next_msg(ws).await.as_payload(), &big, tag);
+    ws.close(wsclient::CloseCode::NORMAL, "").await.unwrap();
+    assert_ended(ws).await;
+    assert_eq!(ws.close_code(), wsclient::CloseCode::NORMAL, "{tag}");
+}
+
 /// Asserts that the stream of `ws` has ended (and stays ended).
 pub async fn assert_ended<S>(ws: &mut WebSocket<S>)
 where
@@ -137,6 +172,18 @@ pub fn json_str_field(json: &str, key: &str) -> Option<String> {
         }
     }
     None
+}
+
+/// Asserts that each `(key, value)` is a string field of the JSON object
+/// `json` (as a `/headers` echo reports the request it saw).
+pub fn assert_json_fields(json: &str, fields: &[(&str, &str)]) {
+    for (key, want) in fields {
+        assert_eq!(
+            json_str_field(json, key).as_deref(),
+            Some(*want),
+            "{key} in {json}"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------
